@@ -1,0 +1,111 @@
+"""The `shotfield` command: run, render, track, status.
+
+Exit codes (for farm managers): 0 success, 1 a stage failed (the message says why; job.json keeps it),
+2 bad command line or settings, 130 cancelled by SIGINT, 143 cancelled by SIGTERM.
+A cancelled or failed run is resumed by running the same command again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .device import DEVICES
+from .errors import JobFolderError, ShotfieldError
+from .runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .settings import QUALITIES, FrameRange, RunSettings
+from .stages import STAGE_ORDER, registered_stages
+
+
+class VersionAction(argparse.Action):
+    """`--version` also reports the device torch sees: the add-on's "Check" button shows this line."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and the compute device, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .device import describe_devices
+
+        print(f"shotfield {__version__} ({describe_devices()})")
+        parser.exit()
+
+
+def _gaps(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(g) for g in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated frame gaps, e.g. 1,2,4") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shotfield", description="Reconstruct a shot for VFX compositing in Blender.")
+    parser.add_argument("--version", action=VersionAction)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run stages on footage into a job folder (resumable)")
+    run.add_argument("footage", nargs="?", help="video file, image folder or pattern (shot.%%04d.png); "
+                     "optional when the job already has footage")
+    run.add_argument("--job", required=True, help="job folder (created if missing)")
+    run.add_argument("--stages", help=f"comma-separated stages (default: all built ones); order: {','.join(STAGE_ORDER)}")
+    run.add_argument("--frames", help="source frame range START:END[:STEP], 0-based, END exclusive")
+    run.add_argument("--quality", choices=QUALITIES, default="preview")
+    run.add_argument("--device", choices=DEVICES, default="auto")
+    run.add_argument("--long-side", type=int, help="working size long side in pixels (default 320 preview, 960 final)")
+    run.add_argument("--fps", type=float, help="frame rate of an image sequence (default 24)")
+    run.add_argument("--flow-gaps", type=_gaps, default=(1, 2, 4), help="frame gaps for optical flow (default 1,2,4)")
+    run.add_argument("--remove", help="'moving' or a folder of masks: what the clean plates remove")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
+
+    status = sub.add_parser("status", help="print a job's stages and their status")
+    status.add_argument("job")
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from .job import Job
+    from .runner import run_job
+
+    settings = RunSettings(quality=args.quality, device=args.device, long_side=args.long_side,
+                           frames=FrameRange.parse(args.frames), fps=args.fps, flow_gaps=args.flow_gaps,
+                           remove=args.remove)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    with Job.open(args.job) as job:
+        report = run_job(job, settings, stages, footage=args.footage, show_bar=not args.no_progress)
+    for name in report.skipped:
+        print(f"{name}: up to date, skipped", file=sys.stderr)
+    if report.error:
+        where = f"stage {report.failed}: " if report.failed and not report.error.startswith(report.failed) else ""
+        print(f"shotfield: {where}{report.error}", file=sys.stderr)
+    return report.exit_code
+
+
+def cmd_status(args) -> int:
+    from exporters.job_manifest import read_manifest
+
+    manifest = read_manifest(args.job)
+    if args.json:
+        print(json.dumps(manifest["stages"], indent=2))
+        return EXIT_OK
+    for name in registered_stages():
+        rec = manifest["stages"].get(name, {"status": "pending"})
+        secs = f"{rec['seconds']:.1f} s" if rec.get("seconds") is not None else ""
+        print(f"{name:8} {rec['status']:9} {secs:>9}  {rec.get('error') or ''}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"run": cmd_run, "status": cmd_status}[args.command](args)
+    except JobFolderError as exc:  # unwritable, locked or unreadable job folder
+        print(f"shotfield: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ShotfieldError as exc:  # bad settings, found before any stage ran
+        print(f"shotfield: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import cv2
+# FFmpeg and OpenCV print their own diagnostics ("moov atom not found") on stderr; our one-line
+# FootageError says the same thing in words the user can act on. Read when a capture opens.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+import cv2  # noqa: E402
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 

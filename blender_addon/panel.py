@@ -24,7 +24,7 @@ class _ShotfieldPanel:
 
     @classmethod
     def poll(cls, context):
-        return getattr(context.scene, "shotfield", None) is not None
+        return context.scene is not None and hasattr(context.scene, "shotfield")
 
     def draw(self, context):
         draw_panel(self.layout, context)

@@ -31,8 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EXTENSION_ID = "shotfield"           # `id` in blender_manifest.toml
 DEV_REPO_MODULE = "shotfield_dev"    # the add-on becomes bl_ext.shotfield_dev.shotfield
 
-# One repository folder per (process, checkout): re-enabling after a disable must find the same path,
-# because Python keeps the first import of bl_ext.<repo>.shotfield in sys.modules.
+# One repository folder per (process, checkout), reused when a test enables the add-on again, and
+# removed at exit. (Removing the repository entry drops its bl_ext.* modules from sys.modules, so a
+# new enable imports the add-on afresh either way.)
 _repo_dirs: dict[Path, Path] = {}
 
 
@@ -94,11 +95,15 @@ def disable_addon(repo_module: str = DEV_REPO_MODULE) -> None:
     import addon_utils
     import bpy
 
-    addon_utils.disable(addon_module_name(repo_module), default_set=True)
+    # Removing a repository makes Blender disable (unregister) its add-ons itself; disabling first
+    # as well would only make that second pass print "not enabled".
     repos = bpy.context.preferences.extensions.repos
     repo = next((r for r in repos if r.module == repo_module), None)
     if repo is not None:
         repos.remove(repo)
+    module_name = addon_module_name(repo_module)
+    if any(addon_utils.check(module_name)):
+        addon_utils.disable(module_name, default_set=True)
 
 
 @contextlib.contextmanager

@@ -91,12 +91,12 @@ def prepare(cameras: cameras_json.Cameras) -> CameraAnimation:
     # blender_world_from_camera = world_from_camera @ diag(1, -1, -1, 1). Same world frame (Z up).
     matrix_world = conventions.blender_world_from_opencv_world_from_camera(world_from_camera)
 
-    try:
-        lenses = [conventions.blender_lens_from_K(f.K, cameras.width, cameras.height) for f in frames]
-    except ValueError as exc:
-        raise ImportFailed(f"cameras.json: {exc}") from exc
     if any(f.K[0, 0] <= 0 or f.K[1, 1] <= 0 for f in frames):
         raise ImportFailed("cameras.json: focal lengths must be positive")
+    try:
+        lenses = [conventions.blender_lens_from_K(f.K, cameras.width, cameras.height) for f in frames]
+    except ValueError as exc:  # skew
+        raise ImportFailed(f"cameras.json: {exc}") from exc
     lens_mm = np.array([lens.lens_mm for lens in lenses])
     if lens_mm.min() < 1.0:  # Blender's lens minimum; fx < W/36 would be a field of view near 180 degrees
         raise ImportFailed(f"cameras.json: focal length too short for a pinhole camera ({lens_mm.min():.3g} mm)")
@@ -154,7 +154,8 @@ def create(context, cameras: cameras_json.Cameras, name: str = DEFAULT_NAME, fra
     for prop, values in (("lens", anim.lens_mm), ("shift_x", anim.shift_x), ("shift_y", anim.shift_y)):
         setattr(data, prop, float(values[0]))
         if not np.allclose(values, values[0], rtol=1e-7, atol=1e-9):  # animate only what varies
-            data_fcurves = data_fcurves or _new_fcurves(data, f"{name} Lens Action")
+            if data_fcurves is None:
+                data_fcurves = _new_fcurves(data, f"{name} Lens Action")
             _keyframes(data_fcurves, prop, 0, frames, values)
 
     render = scene.render
@@ -165,9 +166,9 @@ def create(context, cameras: cameras_json.Cameras, name: str = DEFAULT_NAME, fra
         # Blender's rate is fps / fps_base with an integer fps: 29.97 -> 30 / 1.001.
         render.fps = max(1, round(fps))
         render.fps_base = render.fps / fps
-    count = frame_count or int(anim.index[-1]) + 1
+    count = max(frame_count or 0, int(anim.index[-1]) + 1)
     scene.frame_start = frame_start
-    scene.frame_end = frame_start + max(count, int(anim.index[-1]) + 1) - 1
+    scene.frame_end = frame_start + count - 1
     scene.camera = obj
 
     if clip is not None:

@@ -8,8 +8,7 @@ with the peers a user would otherwise use.
 Every run is a separate process, so wall time and peak memory are those of the run alone: Shotfield is run
 through its CLI (`shotfield run FRAMES --job JOB --stages ...`), each peer through this script's worker mode
 (`--peer-worker STAGE:METHOD`), which writes the same job-folder files, so one evaluation reads them all.
-Peak memory is the child's peak resident set size (`os.wait4`'s rusage: the process and its descendants;
-see `run_measured`).
+Peak memory is the child's peak resident set size (the process and its descendants; see `run_measured`).
 Timings are medians over `--repeats` runs with their spread (± half the range), runs interleaved across
 methods; quality metrics come from the last run (every method here is deterministic).
 
@@ -90,9 +89,16 @@ class Shot:
         return "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
 
 
+#: What a rendered shot depends on (as in tests/conftest.py): the generator and the project modules it uses.
+GENERATOR_INPUTS = ["scripts/make_test_shot.py"] + [f"exporters/{n}.py" for n in ("conventions", "cameras_json", "exr", "atomic")]
+
+
 def generator_digest() -> str:
-    source = REPO_ROOT / "scripts" / "make_test_shot.py"
-    return hashlib.sha256(source.read_bytes()).hexdigest()[:10] if source.is_file() else "missing"
+    h = hashlib.sha256()
+    for name in GENERATOR_INPUTS:
+        path = REPO_ROOT / name
+        h.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"missing") + b"\0")
+    return h.hexdigest()[:10]
 
 
 def shot_key(spec: ShotSpec, digest: str) -> str:
@@ -110,9 +116,9 @@ def ensure_shot(spec: ShotSpec, cache: Path) -> Shot:
         tmp.mkdir(parents=True)
         log(f"rendering test shot {spec.name!r} -> {folder} ...")
         cmd = [sys.executable, str(REPO_ROOT / "scripts" / "make_test_shot.py"), "--out", str(tmp), *spec.args()]
-        run = run_measured(cmd, tmp / "make_test_shot.log")
+        run = run_measured(cmd, cache / f"{folder.name}.log")
         if run.returncode != 0:
-            raise RuntimeError(f"make_test_shot failed ({run.returncode}); see {tmp / 'make_test_shot.log'}")
+            raise RuntimeError(f"make_test_shot failed ({run.returncode}); see {cache / f'{folder.name}.log'}")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
     return Shot(spec.name, folder / "frames", folder / "frames", folder / "gt", long_side=max(spec.width, spec.height))
@@ -255,17 +261,19 @@ def format_table(records: list[Record], columns: dict[str, list[tuple[str, str, 
     for stage in dict.fromkeys(r.stage for r in records):
         cols = columns.get(stage, [])
         header = ["stage", "shot", "method", *[c[1] for c in cols], "compute s", "wall s", "peak MB"]
-        rows = []
+        rows, failures = [], []
         for r in (r for r in records if r.stage == stage):
-            if r.error:
-                rows.append([r.stage, r.shot, r.method, f"FAILED: {r.error}"[:60]] + [""] * (len(header) - 4))
-                continue
-            rows.append([r.stage, r.shot, r.method, *[_fmt_metric(r.metrics.get(k), f) for k, _, f in cols],
-                         _fmt_cost(r.compute_s, 2), _fmt_cost(r.wall_s, 2), _fmt_cost(r.peak_mb, 0)])
+            failed = r.error is not None
+            rows.append([r.stage, r.shot, r.method,
+                         *["-" if failed else _fmt_metric(r.metrics.get(k), f) for k, _, f in cols],
+                         *(["-"] * 3 if failed else [_fmt_cost(r.compute_s, 2), _fmt_cost(r.wall_s, 2),
+                                                    _fmt_cost(r.peak_mb, 0)])])
+            failures.append(f"  FAILED: {r.error}"[:120] if failed else "")
         widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
         lines.append("  ".join("-" * w for w in widths))
-        lines.extend("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+        lines.extend(("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + fail).rstrip()
+                     for row, fail in zip(rows, failures))
         lines.append("")
     lines.append("costs: median ±half the range over repeats; compute s = the stage's own time (Shotfield: "
                  "job.json) or the peer's loop; wall s and peak MB: the whole process")
@@ -364,7 +372,7 @@ def bench_flow(ctx: "Context", shot: Shot) -> list[Record]:
             cmd.append("--no-progress")
         run = run_measured(cmd, work / "shotfield.log")
         if run.returncode != 0:
-            ours.error = f"exit {run.returncode}: {tail(run.log, 2)}"
+            ours.error = f"exit {run.returncode}: {tail(run.log, 1)}"
             log(f"  shotfield failed: {tail(run.log)}")
         elif ours.error is None:
             stage = json.loads((job / "job.json").read_text())["stages"]["flow"]
@@ -382,7 +390,7 @@ def bench_flow(ctx: "Context", shot: Shot) -> list[Record]:
                    "--frames-dir", str(shot.frames), "--job-dir", str(peer_job), "--result", str(out)]
             run = run_measured(cmd, work / f"{name}.log")
             if run.returncode != 0:
-                rec.error = f"exit {run.returncode}: {tail(run.log, 2)}"
+                rec.error = f"exit {run.returncode}: {tail(run.log, 1)}"
                 continue
             rec.wall_s.append(run.wall_s)
             rec.peak_mb.append(run.peak_mb)
@@ -392,12 +400,15 @@ def bench_flow(ctx: "Context", shot: Shot) -> list[Record]:
     for rec, job in [(ours, work / "shotfield"), *[(r, work / n) for n, r in peers.items()]]:
         if rec.error is None:
             rec.metrics = evaluate_flow_job(job, gt_flow)
+    if ours.error is None and ours.metrics["gaps"] != [1]:  # other stages asked for more gaps: more work
+        ours.method += f" gaps {','.join(map(str, ours.metrics['gaps']))}"
     return [ours, *peers.values()]
 
 
 def working_frames(shot: Shot, ctx: "Context", job_frames: Path | None) -> Path:
     """A stable copy of the frames real footage was reduced to: Shotfield's working frames when it ran,
-    else the footage decoded with OpenCV and shrunk to the working long side (320 if not given)."""
+    else the footage decoded with OpenCV and shrunk to the working long side (Shotfield's default if not
+    given). Later stages of the same run reuse it (`shot.frames`)."""
     out = ctx.work / "frames" / shot.slug
     shutil.rmtree(out, ignore_errors=True)
     if job_frames is not None and job_frames.is_dir():
@@ -405,7 +416,7 @@ def working_frames(shot: Shot, ctx: "Context", job_frames: Path | None) -> Path:
         return out
     out.mkdir(parents=True)
     cap = cv2.VideoCapture(str(shot.footage))
-    long_side, i = shot.long_side or 320, 0
+    long_side, i = shot.long_side or (320 if ctx.quality == "preview" else 960), 0
     while True:
         ok, frame = cap.read()
         if not ok:
@@ -468,7 +479,7 @@ def environment() -> dict:
     return {"versions": versions, "git_commit": commit, "git_dirty": dirty, "platform": platform.platform(),
             "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "cv2_threads": cv2.getNumThreads()}
+            "cv2_threads": cv2.getNumThreads(), "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
 def log(message: str) -> None:
@@ -525,6 +536,7 @@ def main(argv=None) -> int:
                           path, None, None, long_side=args.footage_long_side))
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    env_start = environment()
     records: list[Record] = []
     for stage in stages:
         for shot in shots:
@@ -532,12 +544,17 @@ def main(argv=None) -> int:
             records.extend(BENCHMARKS[stage].run(ctx, shot))
 
     table = format_table(records, {s: BENCHMARKS[s].columns for s in stages})
+    env_end = environment()
+    busy = max((env.get("loadavg") or [0])[0] for env in (env_start, env_end))
+    if busy > (env_start["cpus_usable"] or 1):
+        table += (f"\nwarning: load average {busy:.1f} on {env_start['cpus_usable']} CPUs: other processes were "
+                  "running, so the timings are slower and noisier than on an idle machine")
     print(table)
     out = args.out or RESULTS / f"{'-'.join(stages)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"format": "shotfield-benchmark", "version": 1, "started": started,
               "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              **environment(), "seeds": SEEDS, "args": jsonable(vars(args)),
+              **env_start, "loadavg_end": env_end.get("loadavg"), "seeds": SEEDS, "args": jsonable(vars(args)),
               "shots": {s.name: shot_info(s) for s in shots},
               "records": [record_to_json(r) for r in records], "table": table}
     tmp = out.with_name(out.name + ".tmp")

@@ -62,8 +62,9 @@ import tempfile
 import time
 import zlib
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -81,25 +82,31 @@ BIG_DEPTH = 1e6          # stands in for inf (no hit) in the arithmetic
 LIGHT_DIR = np.array([0.35, -0.55, 0.75]) / np.linalg.norm([0.35, -0.55, 0.75])
 
 
+def _opt(default, text: str):
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass
 class ShotOptions:
-    out: str
-    frames: int = 24              #: number of frames
-    width: int = 160              #: image width in pixels
-    height: int = 120             #: image height in pixels
-    objects: int = 2              #: independently moving objects (0, 1 or 2)
-    seed: int = 0                 #: seeds textures, camera wobble and track sampling
-    samples: int = 1              #: Cycles samples per sub-pixel (1: depth/index exactly at pixel centres)
-    supersample: int = 3          #: odd factor S: render at S x size, colour = mean of S x S blocks
-    fps: float = 24.0
-    large_object: bool = False    #: object 1 covers about half the frame
-    tripod: bool = False          #: pure rotation pan, no translation
-    low_texture: bool = False     #: faint, large-scale textures
-    zoom: bool = False            #: focal length 28 -> 44 mm over the shot
-    heldout: int = 4              #: number of held-out views
-    tracks_per_frame: int = 40    #: static-set query points per query frame (plus 12 per moving object)
-    save_blend: bool = False      #: also save DIR/scene.blend
-    verbose: bool = False         #: show Blender's render log
+    """What to render; each field is a command-line flag (``large_object`` -> ``--large-object``)."""
+
+    out: str = _opt("", "output folder (required)")
+    frames: int = _opt(24, "number of frames")
+    width: int = _opt(160, "image width in pixels")
+    height: int = _opt(120, "image height in pixels")
+    objects: int = _opt(2, "independently moving objects: 0, 1 (ball) or 2 (ball and crate)")
+    seed: int = _opt(0, "seeds textures, camera wobble and track sampling")
+    samples: int = _opt(1, "Cycles samples per sub-pixel; 1 puts depth and index exactly at pixel centres")
+    supersample: int = _opt(3, "odd factor S: render at S x the size, colour = mean of S x S sub-pixels")
+    fps: float = _opt(24.0, "frame rate written to cameras.json and shot.json")
+    large_object: bool = _opt(False, "the ball covers about half the frame")
+    tripod: bool = _opt(False, "pure rotation pan, no camera translation")
+    low_texture: bool = _opt(False, "faint, large-scale textures")
+    zoom: bool = _opt(False, "focal length 28 -> 44 mm over the shot")
+    heldout: int = _opt(4, "number of held-out views")
+    tracks_per_frame: int = _opt(40, "static-set query points per query frame (plus 12 per moving object)")
+    save_blend: bool = _opt(False, "also save DIR/scene.blend")
+    verbose: bool = _opt(False, "show Blender's render log")
 
 
 def parse_args(argv: list[str] | None = None) -> ShotOptions:
@@ -107,15 +114,14 @@ def parse_args(argv: list[str] | None = None) -> ShotOptions:
     if "--" in argv:  # blender -b --python make_test_shot.py -- --out DIR
         argv = argv[argv.index("--") + 1:]
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="output folder")
-    for name, default in asdict(ShotOptions(out="")).items():
-        if name == "out":
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            p.add_argument(flag, action="store_true")
+    for f in fields(ShotOptions):
+        flag, help = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        if f.name == "out":
+            p.add_argument(flag, required=True, help=help)
+        elif isinstance(f.default, bool):
+            p.add_argument(flag, action="store_true", help=help)
         else:
-            p.add_argument(flag, type=type(default), default=default)
+            p.add_argument(flag, type=type(f.default), default=f.default, help=f"{help} (default {f.default})")
     opts = ShotOptions(**vars(p.parse_args(argv)))
     if opts.objects not in (0, 1, 2) or opts.frames < 2 or opts.supersample < 1 or opts.supersample % 2 == 0:
         p.error("need --objects in {0,1,2}, --frames >= 2 and an odd --supersample")
@@ -254,11 +260,8 @@ def depth_slopes(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = []
     for axis in (1, 0):
         diff = np.abs(np.diff(d, axis=axis))
-        pad_after = [(0, 0), (0, 0)]
-        pad_before = [(0, 0), (0, 0)]
-        pad_after[axis], pad_before[axis] = (0, 1), (1, 0)
-        one_sided = np.minimum(np.pad(diff, pad_after, constant_values=np.inf),
-                               np.pad(diff, pad_before, constant_values=np.inf))
+        edge = np.full_like(np.take(d, [0], axis=axis), np.inf)
+        one_sided = np.minimum(np.concatenate([diff, edge], axis), np.concatenate([edge, diff], axis))
         out.append(np.minimum(one_sided, 0.2 * d))
     return out[0], out[1]
 
@@ -295,17 +298,22 @@ def move_points(points: np.ndarray, obj: np.ndarray, object_poses: np.ndarray, t
     return out
 
 
-def pixel_correspondence(K, world_from_camera, depth, object_index, object_poses, t0: int, t1: int):
-    """Where every pixel centre of frame t0 goes in frame t1.
+class Correspondence(NamedTuple):
+    xy1: np.ndarray      # (H, W, 2) where each pixel centre of frame t0 lands in frame t1, pixels
+    visible: np.ndarray  # (H, W) bool, visible in frame t1
+    points0: np.ndarray  # (H, W, 3) world points at t0
+    points1: np.ndarray  # (H, W, 3) the same points at t1
 
-    Returns (xy1 (H, W, 2) pixels in t1, visible (H, W) bool, points0 (H, W, 3), points1 (H, W, 3) world)."""
+
+def pixel_correspondence(K, world_from_camera, depth, object_index, object_poses, t0: int, t1: int) -> Correspondence:
+    """Where every pixel centre of frame t0 goes in frame t1 (arguments as in `derive_flow`)."""
     h, w = depth.shape[1:]
     obj = object_index[t0].reshape(-1).astype(np.int64)
     p0 = conventions.unproject_depth(K[t0], world_from_camera[t0], _finite_depth(depth[t0])).reshape(-1, 3)
     p1 = move_points(p0, obj, object_poses, t0, t1)
     xy1, z1 = conventions.project_points(K[t1], world_from_camera[t1], p1)
     vis = visible_at(xy1, z1, obj, depth[t1], object_index[t1])
-    return xy1.reshape(h, w, 2), vis.reshape(h, w), p0.reshape(h, w, 3), p1.reshape(h, w, 3)
+    return Correspondence(xy1.reshape(h, w, 2), vis.reshape(h, w), p0.reshape(h, w, 3), p1.reshape(h, w, 3))
 
 
 def derive_flow(K, world_from_camera, depth, object_index, object_poses) -> FlowGT:
@@ -672,9 +680,15 @@ def generate_shot(opts: ShotOptions) -> dict:
     """Build the scene, render everything, derive and write the ground truth; returns shot.json's content."""
     import bpy
 
+    try:
+        import OpenEXR  # noqa: F401  (exporters.exr reads and writes EXR with it)
+    except ImportError as exc:
+        raise SystemExit("make_test_shot.py needs numpy and OpenEXR: run it with the project's Python, or put "
+                         "that environment's site-packages on PYTHONPATH for Blender's Python") from exc
     start = time.time()
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "shot.json").unlink(missing_ok=True)  # an interrupted re-run must not look complete
     bpy.ops.wm.read_factory_settings(use_empty=True)
     rng = np.random.default_rng(opts.seed)
     motion = Motion(opts)
@@ -709,8 +723,8 @@ def generate_shot(opts: ShotOptions) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    if "bpy" not in sys.modules:  # keep Blender's user files out of ~/.config
-        os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="blender-user."))
+    if "bpy" not in sys.modules:  # keep Blender's user files out of ~/.config (read when bpy is imported)
+        os.environ.setdefault("BLENDER_USER_RESOURCES", str(Path(tempfile.gettempdir()) / "shotfield-blender-user"))
     shot = generate_shot(opts)
     print(f"make_test_shot: {opts.frames} frames {opts.width}x{opts.height} -> {opts.out} "
           f"(render {shot['render_seconds']:.1f} s, total {shot['total_seconds']:.1f} s)")

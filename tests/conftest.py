@@ -110,20 +110,28 @@ def shot_cli_args(options: dict) -> list[str]:
 
 
 def shot_cache_key(args: list[str]) -> str:
-    h = hashlib.sha256()
-    for path in SHOT_INPUTS:
-        h.update(path.read_bytes())
-    h.update(json.dumps(args).encode())
-    return h.hexdigest()[:16]
+    """"<hash of the script and its inputs>-<hash of the arguments>"."""
+    code = hashlib.sha256(b"".join(path.read_bytes() for path in SHOT_INPUTS)).hexdigest()[:12]
+    return f"{code}-{hashlib.sha256(json.dumps(args).encode()).hexdigest()[:8]}"
+
+
+def prune_stale_shots(cache_dir: Path, key: str) -> None:
+    """Remove complete shots rendered by other versions of the script (they can never be used again)."""
+    code = key.split("-")[0]
+    for old in cache_dir.glob("shot-*"):
+        if not old.name.startswith(f"shot-{code}-") and (old / COMPLETE_MARKER).is_file():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def ensure_shot(options: dict, cache_dir: Path = CACHE_DIR) -> RenderedShot:
     """Render the shot for `options` into the cache unless a complete one is there; return it."""
     args = shot_cli_args(options)
-    final = cache_dir / f"shot-{shot_cache_key(args)}"
+    key = shot_cache_key(args)
+    final = cache_dir / f"shot-{key}"
     if (final / COMPLETE_MARKER).is_file():
         return RenderedShot(final, options)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    prune_stale_shots(cache_dir, key)
     tmp = cache_dir / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(cache_dir / "blender-user"))

@@ -224,6 +224,24 @@ def test_visibility_marks_occlusions_and_leaving_the_frame(test_shot, shot_data)
     assert np.mean(occluded_err) > 3.0 * np.mean(visible_err)
 
 
+def test_visible_points_match_the_next_depth_map(test_shot, shot_data):
+    """A point marked visible at t+1 (moved by the scene flow) has the depth that frame t+1's map shows there."""
+    depth, cams, flow = shot_data["depth"], shot_data["cameras"].frames, shot_data["flow"]
+    w, h = test_shot.size
+    for t in range(0, test_shot.frame_count - 1, 2):
+        points = conventions.unproject_depth(cams[t].K, cams[t].world_from_camera, depth[t]) + flow["scene_flow"][t]
+        xy, z = conventions.project_points(cams[t + 1].K, cams[t + 1].world_from_camera, points.reshape(-1, 3))
+        cols = np.clip(np.floor(xy[:, 0] - 0.5).astype(int)[:, None] + [0, 1, 0, 1], 0, w - 1)
+        rows = np.clip(np.floor(xy[:, 1] - 0.5).astype(int)[:, None] + [0, 0, 1, 1], 0, h - 1)
+        rel = (np.abs(depth[t + 1][rows, cols] - z[:, None]) / z[:, None]).min(1)
+        visible = flow["forward_visible"][t].reshape(-1)
+        assert np.mean(rel[visible] > 0.05) < 0.002
+        # hidden points inside the frame: something else (nearer, or another object) is seen there
+        inside = ~visible & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        other = (shot_data["index"][t + 1][rows, cols] != shot_data["index"][t].reshape(-1, 1)).all(1)
+        assert np.mean(((rel > 0.01) | other)[inside]) > 0.95
+
+
 def test_scene_flow_is_zero_on_the_set_and_rigid_on_objects(test_shot, shot_data):
     depth, index, cams, sflow = shot_data["depth"], shot_data["index"], shot_data["cameras"].frames, shot_data["flow"]["scene_flow"]
     poses = {o["index"]: np.array(o["world_from_object"]) for o in test_shot.info["objects"]}

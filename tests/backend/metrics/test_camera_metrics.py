@@ -80,6 +80,32 @@ def test_rotation_error_of_a_constant_tilt():
     assert errors.rotation_median_deg == pytest.approx(5.0)
 
 
+def test_orientation_error_is_free_of_the_alignments_own_error():
+    # Centres off by a few mm on a gently curved path, orientations exact: the Sim(3)'s rotation tilts,
+    # and with it the rotation error; the orientation error does not.
+    t = np.linspace(0, 1, 20)
+    gt = poses(np.stack([3 * t, 0.05 * np.sin(6 * t), 0.02 * t], axis=1), np.stack([rot([0, 1, 0], 10 * ti) for ti in t]))
+    est = gt.copy()
+    est[:, :3, 3] += np.random.default_rng(0).normal(scale=0.01, size=(20, 3))
+    errors = camera_errors(transform(est, *SIM), gt)
+    assert errors.alignment.mode == "sim3"
+    assert errors.rotation_median_deg > 0.1
+    assert errors.orientation_median_deg == pytest.approx(0, abs=1e-5)
+    # Errors no global rotation can undo: cameras rolled +5° and -5° in turn.
+    wobbly = gt.copy()
+    wobbly[:, :3, :3] = np.stack([rot([0, 0, 1], 5.0 * (-1) ** i) for i in range(20)])
+    level = gt.copy()
+    level[:, :3, :3] = np.eye(3)
+    errors = camera_errors(transform(wobbly, *SIM), level)
+    assert errors.orientation_mean_deg == pytest.approx(5.0)
+    # The caveat: a constant roll in the camera frame is almost a global rotation when the orientations
+    # vary little, so the orientation error hides most of it (the rotation error does not).
+    tilted = transform(gt, *SIM)
+    tilted[:, :3, :3] = tilted[:, :3, :3] @ rot([0, 0, 1], 5.0)
+    errors = camera_errors(tilted, gt)
+    assert errors.orientation_median_deg < 1.0 and errors.rotation_median_deg == pytest.approx(5.0)
+
+
 def test_focal_error_in_percent_and_with_resized_frames():
     K = np.array([[500.0, 0, 160], [0, 500, 120], [0, 0, 1]])
     gt_K = np.tile(K, (3, 1, 1))

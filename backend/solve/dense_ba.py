@@ -115,6 +115,7 @@ class _Problem:
             free[:, 3:] = False
         intr_free = np.array([options.refine_focal, options.refine_principal_point, options.refine_principal_point])
         flat = np.concatenate([free.ravel(), intr_free])
+        self.free_positions = torch.tensor(np.flatnonzero(flat), device=device)
         index = np.where(flat, np.cumsum(flat) - 1, -1)
         self.P = int(flat.sum())
         pose_index = torch.tensor(index[:-3].reshape(self.F, 6), device=device)
@@ -182,22 +183,13 @@ class _Problem:
     def step(self, dc, dp):
         """Parameters after a step (dc over the free camera parameters, dp over the points)."""
         full = torch.zeros(self.F * 6 + 3, dtype=dc.dtype, device=dc.device)
-        layout = torch.cat([self.cols.new_tensor(np.flatnonzero(self._free_flat()))])
-        full[layout] = dc
+        full[self.free_positions] = dc
         pose = full[:-3].reshape(self.F, 6)
         R = torch.tensor(so3_exp(pose[:, :3].cpu().numpy()), dtype=dc.dtype, device=dc.device) @ self.R
         c = self.c + pose[:, 3:]
         intr = self.intr + full[-3:]
         rho = self.rho if dp is None else self.rho + dp
         return R, c, intr, rho
-
-    def _free_flat(self) -> np.ndarray:
-        o = self.options
-        free = np.ones((self.F, 6), bool)
-        free[o.anchor] = False
-        if o.rotation_only:
-            free[:, 3:] = False
-        return np.concatenate([free.ravel(), [o.refine_focal, o.refine_principal_point, o.refine_principal_point]])
 
 
 def bundle_adjust(track: CameraTrack, corr: Correspondences, inverse_depth: np.ndarray | None = None,

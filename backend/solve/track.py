@@ -68,8 +68,8 @@ class CameraTrack:
         return m
 
     def copy(self, **changes) -> "CameraTrack":
-        return replace(self, rotation=self.rotation.copy(), centre=self.centre.copy(),
-                       registered=self.registered.copy(), **changes)
+        base = {"rotation": self.rotation.copy(), "centre": self.centre.copy(), "registered": self.registered.copy()}
+        return replace(self, **{**base, **changes})
 
     def transformed(self, scale: float, rotation: np.ndarray, translation: np.ndarray) -> "CameraTrack":
         """The same cameras in a new world frame where new = scale * rotation @ old + translation."""

@@ -7,7 +7,8 @@ import pytest
 
 from backend import flow_store
 from backend.metrics.flow import flow_errors
-from backend.stages.flow import forward_backward_valid, make_dis
+from backend.metrics.flow import forward_backward_consistent as forward_backward_valid
+from backend.stages.flow import make_dis
 
 from .conftest import shotfield, textured_frames
 

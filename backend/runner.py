@@ -112,17 +112,23 @@ def run_job(job: Job, settings: RunSettings, stages: list[str] | None = None,
             footage: str | None = None, show_bar: bool = True) -> RunReport:
     report = RunReport()
     job.manifest["settings"] = settings.to_json()
+    try:
+        # Planning imports every stage module first. Native libraries may install signal handlers of their
+        # own when imported (pycolmap's glog aborts the process on SIGTERM), so ours go in afterwards.
+        plan = plan_stages(stages, job)
+    except ShotfieldError as exc:
+        report.exit_code, report.error = EXIT_USAGE, str(exc)
+        job.save()
+        return report
     with cancel_on_signals():
         try:
-            for stage in plan_stages(stages, job):
+            for stage in plan:
                 ctx = StageContext(job, settings, stage, footage=footage)
                 if not _run_one(ctx, report, show_bar):
                     break
         except Cancelled as exc:  # a signal between stages
             report.exit_code = EXIT_SIGTERM if exc.signal_name == "SIGTERM" else EXIT_SIGINT
             report.error = str(exc)
-        except ShotfieldError as exc:  # planning errors
-            report.exit_code, report.error = EXIT_USAGE, str(exc)
         finally:
             job.save()
     return report

@@ -2,6 +2,9 @@
 which defines `STAGE = Stage(...)`, and its name to `STAGE_ORDER`.
 
 A stage reads what earlier stages wrote to the job folder and writes only its own outputs, atomically.
+Import native libraries (pycolmap, open3d) at the top of the stage module, not inside `run`: some install
+signal handlers of their own when first imported, and the runner installs its cancel handlers after the
+registry has loaded every stage module.
 """
 from __future__ import annotations
 

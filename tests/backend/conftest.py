@@ -50,6 +50,13 @@ def shotfield(*args, timeout: float = 300, **kwargs) -> subprocess.CompletedProc
                           text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)}, **kwargs)
 
 
+def with_stage_gaps(*gaps: int, frames: int) -> list[int]:
+    """The flow gaps a job of `frames` frames gets: those asked for plus those the registered stages read."""
+    from backend.stages import required_flow_gaps
+
+    return sorted(g for g in set(gaps) | set(required_flow_gaps()) if g < frames)
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return write_sequence(tmp_path / "plates", textured_frames())

@@ -39,14 +39,15 @@ def test_fixed_point_store_round_trips_to_a_32nd_of_a_pixel():
 
 def test_store_reads_lazily_and_names_missing_gaps(tmp_path, image_folder):
     job = tmp_path / "job"
-    assert shotfield("run", image_folder, "--job", job, "--flow-gaps", "1,2", "--no-progress").returncode == 0
+    assert shotfield("run", image_folder, "--job", job, "--stages", "ingest,flow", "--flow-gaps", "1,2", "--no-progress").returncode == 0
     store = flow_store.FlowStore(job)
     assert isinstance(store._array(1, "forward"), np.memmap)
     pair = store.pair(0, gap=2)
     assert pair.forward.shape == (64, 96, 2) and pair.forward.dtype == np.float32
     assert pair.forward_valid.dtype == bool
-    with pytest.raises(KeyError, match="gap 4 was not computed"):
-        store.forward(0, gap=4)
+    missing = next(g for g in range(1, 7) if g not in store.gaps)
+    with pytest.raises(KeyError, match=f"gap {missing} was not computed"):
+        store.forward(0, gap=missing)
     with pytest.raises(IndexError, match="no frame pair"):
         store.forward(7, gap=1)
     with pytest.raises(FileNotFoundError, match="run the 'flow' stage"):
@@ -59,7 +60,7 @@ def test_dis_flow_matches_the_rendered_ground_truth(test_shot, tmp_path):
     frames = sorted((test_shot.path / "frames").glob("*.png"))
     width = cv2.imread(str(frames[0])).shape[1]
     job = tmp_path / "job"
-    r = shotfield("run", test_shot.path / "frames", "--job", job, "--long-side", width, "--flow-gaps", "1", "--no-progress")
+    r = shotfield("run", test_shot.path / "frames", "--job", job, "--long-side", width, "--stages", "ingest,flow", "--flow-gaps", "1", "--no-progress")
     assert r.returncode == 0, r.stderr
     store = flow_store.FlowStore(job)
     pred = np.stack([store.forward(t) for t in range(store.frames - 1)])

@@ -86,7 +86,7 @@ def _bad_inputs(tmp_path):
                                   "mixed sizes", "non-image file", "corrupt image"])
 def test_bad_footage_fails_clearly_and_keeps_what_was_there(tmp_path, image_folder, case):
     job = tmp_path / "job"
-    assert shotfield("run", image_folder, "--job", job, "--no-progress").returncode == 0
+    assert shotfield("run", image_folder, "--job", job, "--stages", "ingest,flow", "--no-progress").returncode == 0
     before = sorted(p.name for p in (job / "frames").iterdir())
     footage, needle = _bad_inputs(tmp_path)[case]
 

@@ -13,12 +13,12 @@ import pytest
 from backend.flow_store import FlowStore
 from exporters.job_manifest import read_manifest, read_progress
 
-from .conftest import REPO, shotfield, textured_frames, write_video
+from .conftest import REPO, shotfield, textured_frames, with_stage_gaps, write_video
 
 
 def test_run_writes_the_job_folder_contract(image_folder, tmp_path):
     job = tmp_path / "job"
-    r = shotfield("run", image_folder, "--job", job, "--no-progress")
+    r = shotfield("run", image_folder, "--job", job, "--stages", "ingest,flow", "--no-progress")
     assert r.returncode == 0, r.stderr
     m = read_manifest(job)
     assert m["format"] == "shotfield-job" and m["version"] == 1
@@ -31,7 +31,7 @@ def test_run_writes_the_job_folder_contract(image_folder, tmp_path):
         assert rec["status"] == "done" and rec["device"] == "cpu" and rec["seconds"] >= 0 and rec["key"]
     assert sorted(p.name for p in (job / "frames").iterdir()) == [f"{i:05d}.png" for i in range(8)]
     store = FlowStore(job)
-    assert store.gaps == [1, 2, 4] and store.frames == 8
+    assert store.gaps == with_stage_gaps(1, 2, 4, frames=8) and store.frames == 8
     # The texture pans by (1.5, 0.75) px a frame: the stored flow says so where it is trusted.
     fwd, ok = store.forward(2, gap=2), store.forward_valid(2, gap=2)
     assert ok.mean() > 0.6
@@ -45,27 +45,27 @@ def test_run_writes_the_job_folder_contract(image_folder, tmp_path):
 
 def test_second_run_skips_and_changed_settings_rerun_only_what_they_affect(image_folder, tmp_path):
     job = tmp_path / "job"
-    assert shotfield("run", image_folder, "--job", job, "--no-progress").returncode == 0
+    assert shotfield("run", image_folder, "--job", job, "--stages", "ingest,flow", "--no-progress").returncode == 0
     stamp = (job / "frames" / "00000.png").stat().st_mtime_ns, (job / "flow/gap_001/forward.npy").stat().st_mtime_ns
     keys = {n: r["key"] for n, r in read_manifest(job)["stages"].items()}
 
-    again = shotfield("run", image_folder, "--job", job, "--no-progress")
+    again = shotfield("run", image_folder, "--job", job, "--stages", "ingest,flow", "--no-progress")
     assert again.returncode == 0
     assert "ingest: up to date, skipped" in again.stderr and "flow: up to date, skipped" in again.stderr
     assert ((job / "frames" / "00000.png").stat().st_mtime_ns, (job / "flow/gap_001/forward.npy").stat().st_mtime_ns) == stamp
 
     # Another flow gap changes the flow's settings only: ingest stays, flow is recomputed.
-    third = shotfield("run", "--job", job, "--flow-gaps", "1,3", "--no-progress")
+    third = shotfield("run", "--job", job, "--stages", "ingest,flow", "--flow-gaps", "1,3", "--no-progress")
     assert third.returncode == 0, third.stderr
     m = read_manifest(job)
     assert "ingest: up to date, skipped" in third.stderr and "flow: up to date" not in third.stderr
     assert m["stages"]["ingest"]["key"] == keys["ingest"] and m["stages"]["flow"]["key"] != keys["flow"]
-    assert FlowStore(job).gaps == [1, 3]
+    assert FlowStore(job).gaps == with_stage_gaps(1, 3, frames=8)
 
     # Touching the footage (new size/mtime) re-ingests.
     f = next(image_folder.iterdir())
     f.write_bytes(f.read_bytes())
-    assert "ingest: up to date" not in shotfield("run", "--job", job, "--flow-gaps", "1,3", "--no-progress").stderr
+    assert "ingest: up to date" not in shotfield("run", "--job", job, "--stages", "ingest,flow", "--flow-gaps", "1,3", "--no-progress").stderr
 
 
 def test_frame_range_stride_and_working_size(tmp_path):
@@ -95,7 +95,7 @@ def test_cancel_during_flow_keeps_ingest_and_resumes(tmp_path, sig, code):
     video = write_video(tmp_path / "long.mp4", textured_frames(n=30, width=480, height=360, shift=(2.0, 1.0)))
     job = tmp_path / "job"
     cmd = [sys.executable, "-m", "backend", "run", str(video), "--job", str(job), "--long-side", "480",
-           "--flow-gaps", "1,2,4,8", "--no-progress"]
+           "--stages", "ingest,flow", "--flow-gaps", "1,2,4,8", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def flow_running():
@@ -119,7 +119,7 @@ def test_cancel_during_flow_keeps_ingest_and_resumes(tmp_path, sig, code):
     assert "ingest: up to date, skipped" in resumed.stderr
     m = read_manifest(job)
     assert m["stages"]["flow"]["status"] == "done" and m["stages"]["flow"]["error"] is None
-    assert FlowStore(job).gaps == [1, 2, 4, 8]
+    assert FlowStore(job).gaps == with_stage_gaps(1, 2, 4, 8, frames=30)
 
 
 def test_status_command_and_version(image_folder, tmp_path):

@@ -1,4 +1,4 @@
-"""The `shotfield` command: run, render, track, status.
+"""The `shotfield` command: run, render, track, status; serve (HTTP server) and submit (shots to a Ray cluster).
 
 Exit codes (for farm managers): 0 success, 1 a stage failed (the message says why; job.json keeps it),
 2 bad command line or settings, 130 cancelled by SIGINT, 143 cancelled by SIGTERM.
@@ -60,7 +60,47 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print a job's stages and their status")
     status.add_argument("job")
     status.add_argument("--json", action="store_true")
+    _add_serve_parser(sub)
+    _add_submit_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub) -> None:
+    from .server.config import DEFAULT_ROOT
+
+    serve = sub.add_parser("serve", help="serve jobs over HTTP: uploads, a job queue, progress, downloads "
+                           "(needs the 'server' extra)")
+    serve.add_argument("--root", default=DEFAULT_ROOT, help=f"the server's state folder (default {DEFAULT_ROOT})")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, see ROOT/address)")
+    serve.add_argument("--workers", type=int, help="jobs run at once (default 1 here, 32 in flight on Ray)")
+    serve.add_argument("--max-upload-mb", type=float, default=20480, help="largest footage upload (default 20480)")
+    serve.add_argument("--max-jobs", type=int, default=200, help="jobs kept on the server (default 200)")
+    serve.add_argument("--rate-limit", type=float, default=50.0,
+                       help="requests per second per client address (default 50; 0: no limit)")
+    serve.add_argument("--ray", metavar="ADDRESS", help="run jobs on this Ray cluster; ROOT must be shared storage")
+    serve.add_argument("--ray-gpus", type=float, help="GPUs per torch stage on Ray (default 1 if the cluster has GPUs)")
+    serve.add_argument("--ssl-certfile", help="serve HTTPS with this certificate")
+    serve.add_argument("--ssl-keyfile", help="... and this key")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--show-token", action="store_true", help="print the access token (made if missing) and exit")
+
+
+def _add_submit_parser(sub) -> None:
+    submit = sub.add_parser("submit", help="run shots as Ray tasks on a Ray cluster, one job folder per shot "
+                            "(needs the 'server' extra)")
+    submit.add_argument("footage", nargs="+", help="video files, image folders or patterns, one per shot")
+    submit.add_argument("--ray", required=True, metavar="ADDRESS", help="Ray cluster address ('auto', HOST:PORT)")
+    submit.add_argument("--jobs", required=True, help="folder for the job folders (shared storage the nodes see)")
+    submit.add_argument("--stages", help="comma-separated stages (default: all built ones)")
+    submit.add_argument("--frames", help="source frame range START:END[:STEP]")
+    submit.add_argument("--quality", choices=QUALITIES, default="preview")
+    submit.add_argument("--device", choices=DEVICES, default="auto")
+    submit.add_argument("--long-side", type=int)
+    submit.add_argument("--fps", type=float)
+    submit.add_argument("--flow-gaps", type=_gaps)
+    submit.add_argument("--remove")
+    submit.add_argument("--ray-gpus", type=float, help="GPUs per torch stage (default 1 if the cluster has GPUs)")
 
 
 def cmd_run(args) -> int:
@@ -95,11 +135,31 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    try:
+        from .server.serve import serve_command
+    except ImportError as exc:
+        print(f"shotfield serve: {exc.name or exc} is missing; install the server extra: pip install 'shotfield[server]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return serve_command(args)
+
+
+def cmd_submit(args) -> int:
+    try:
+        from .server.submit import submit_command
+    except ImportError as exc:
+        print(f"shotfield submit: {exc.name or exc} is missing; install the server extra: pip install 'shotfield[server]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return submit_command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "status": cmd_status}[args.command](args)
+        return {"run": cmd_run, "status": cmd_status, "serve": cmd_serve, "submit": cmd_submit}[args.command](args)
     except JobFolderError as exc:  # unwritable, locked or unreadable job folder
         print(f"shotfield: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,13 +1,16 @@
-"""Shotfield's Blender add-on: preferences, the scene's job settings, the sidebar panels and the operators.
+"""Shotfield's Blender add-on: preferences, the scene's job settings, the sidebar panels, the operators and the
+monitor that follows running jobs.
 
-Blender code only; file formats come from `exporters` through `shared_formats`. Never imports torch,
-OpenCV or pycolmap: the backend runs as its own process.
+Blender code only; file formats come from `exporters` through `shared_formats` (and `formats/`). Never
+imports torch, OpenCV or pycolmap: the backend runs as its own process (`jobs.py`) or on a server
+(`remote_jobs.py`).
 """
-from . import operators, panel, preferences, properties
+from . import (monitor, operators_backend, operators_import, operators_log, operators_run, panel, preferences,
+               properties)
 
 # Registration order: what others point to first (the scene property group before the panels that
-# draw it); unregistration in reverse.
-_modules = (preferences, properties, operators, panel)
+# draw it); unregistration in reverse (the monitor stops running jobs before the operators go).
+_modules = (preferences, properties, operators_backend, operators_run, operators_import, operators_log, panel, monitor)
 
 
 def register():

@@ -48,6 +48,12 @@ class ShotfieldPreferences(bpy.types.AddonPreferences):
         description="Address of a running `shotfield serve`",
         default="http://127.0.0.1:8000",
     )
+    server_token: bpy.props.StringProperty(
+        name="Token",
+        description="Access token of the server (as `shotfield serve` printed or was given)",
+        subtype="PASSWORD",
+        default="",
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -56,6 +62,19 @@ class ShotfieldPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "backend_command")
         else:
             layout.prop(self, "server_url")
+            layout.prop(self, "server_token")
+        row = layout.row()
+        row.operator("shotfield.check_backend", icon="CHECKMARK")
+        draw_check_result(row)
+
+
+def draw_check_result(layout) -> None:
+    """The last "Check" result: the backend's version and the device it sees, or what went wrong."""
+    from .operators_backend import last_check
+
+    result = last_check()
+    if result is not None:
+        layout.label(text=result.text, icon="CHECKMARK" if result.ok else ("TIME" if result.pending else "ERROR"))
 
 
 def get_preferences(context=None) -> ShotfieldPreferences | None:

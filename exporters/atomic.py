@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,3 +44,19 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def swap_in_folder(partial: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Publish a folder that was filled under the name `partial` as `final`, replacing the old one.
+
+    The old folder is renamed away first and deleted only after the new one is in place, so a crash leaves
+    either the old complete folder, or the new complete one (plus a stale `.old` that the next swap removes),
+    never a mix of old and new files.
+    """
+    partial, final = Path(partial), Path(final)
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    partial.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

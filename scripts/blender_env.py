@@ -115,6 +115,19 @@ def addon_enabled(repo_root: str | os.PathLike = REPO_ROOT, repo_module: str = D
         disable_addon(repo_module)
 
 
+def script_args(argv: list[str]) -> list[str]:
+    """A script's own arguments: those after "--" (`blender -b --python s.py -- ...`, `python s.py -- ...`),
+    else all but the script name (`python s.py ...`)."""
+    return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+
+
+def addon_module(submodule: str, repo_module: str = DEV_REPO_MODULE):
+    """A module of the enabled add-on, e.g. `addon_module("importers.points")` (scripts reuse its helpers)."""
+    import importlib
+
+    return importlib.import_module(f"{addon_module_name(repo_module)}.blender_addon.{submodule}")
+
+
 def reset_scene() -> None:
     """An empty factory scene, keeping the preferences (and so the enabled add-on).
 

@@ -1,12 +1,13 @@
 """Build a .blend from a Shotfield job folder, headless, with the add-on of this checkout.
 
-    python scripts/import_job.py -- JOB_DIR OUT.blend                    (bpy as a Python module)
+    python scripts/import_job.py -- JOB_DIR OUT.blend [--frame-start N] [--no-ground] [--outputs camera,points]
     blender -b --python-exit-code 1 --python scripts/import_job.py -- JOB_DIR OUT.blend
 
-Starts from an empty factory scene, loads JOB_DIR/frames/ as a Movie Clip (if there are frames), runs
-the add-on's importer for every output the job has (for now: the camera), and saves OUT.blend. Exits
-with 1 and the importer's message when an import fails. Without `--python-exit-code 1`, `blender`
-itself would exit with 0 after a failed script.
+Starts from an empty factory scene and runs the add-on's "Import All" (`shotfield.import_job`): the
+footage as a Movie Clip, the camera with the clip as its background, the point cloud and the ground plane,
+whatever the job has, in a collection named after the shot; then saves OUT.blend. Exits with 1 and the
+importer's message when an import fails. Without `--python-exit-code 1`, `blender` itself would exit with 0
+after a failed script.
 """
 from __future__ import annotations
 
@@ -21,50 +22,35 @@ blender_env.use_temp_user_resources()  # before bpy starts: keep the user's Blen
 
 import bpy  # noqa: E402
 
-# (output file inside the job folder, operator name): imported when the file exists. Later outputs
-# (depth, points, tracks, layers, plates) add a line each.
-IMPORTS = (
-    ("camera/cameras.json", "import_camera"),
-)
-
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    # Blender's own arguments come before "--" (`blender -b --python s.py -- ...`); ours after it.
-    ours = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
     parser = argparse.ArgumentParser(prog="import_job.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("job_dir", type=Path, help="Shotfield job folder")
     parser.add_argument("out_blend", type=Path, help=".blend file to write")
     parser.add_argument("--frame-start", type=int, default=1, help="scene frame of the job's first frame")
-    return parser.parse_args(ours)
+    parser.add_argument("--no-ground", action="store_true", help="no shadow-catcher ground plane")
+    parser.add_argument("--outputs", help="comma-separated outputs to import (default: everything the job has)")
+    return parser.parse_args(blender_env.script_args(argv))
 
 
-def load_frames_clip(job_dir: Path, name: str) -> bpy.types.MovieClip | None:
-    """The job's working frames (frames/00000.png, 00001.png, ...) as an image-sequence Movie Clip.
-
-    Loading the first file of a numbered series makes Blender read the whole series as one clip.
-    """
-    first = job_dir / "frames" / "00000.png"
-    if not first.is_file():
-        return None
-    clip = bpy.data.movieclips.load(str(first))
-    clip.name = name
-    return clip
+def report_skipped(job_dir: Path, prefix: str = "import_job") -> None:
+    """Say which outputs the job does not have (yet)."""
+    importers = blender_env.addon_module("importers")
+    job = importers.read_job_folder(job_dir)
+    for module in importers.IMPORTERS:
+        if not module.available(job):
+            missing = getattr(module, "FILE", getattr(module, "FIRST_FRAME", module.NAME))
+            print(f"{prefix}: no {missing} in {job_dir}; skipped")
 
 
-def import_job(job_dir: Path, out_blend: Path, frame_start: int = 1) -> None:
+def import_job(job_dir: Path, out_blend: Path, frame_start: int = 1, ground: bool = True, outputs=None) -> None:
     """Raises RuntimeError with the importer's message (bpy.ops turns an operator's ERROR report into one)."""
     blender_env.reset_scene()
     with blender_env.addon_enabled():
-        scene = bpy.context.scene
-        scene.shotfield.job_dir = str(job_dir)
-        clip = load_frames_clip(job_dir, job_dir.name)
-        if clip is not None:
-            scene.active_clip = clip  # the importers put it behind the camera
-        for output, operator in IMPORTS:
-            if (job_dir / output).is_file():
-                getattr(bpy.ops.shotfield, operator)(job_dir=str(job_dir), frame_start=frame_start)
-            else:
-                print(f"import_job: no {output} in {job_dir}; skipped")
+        bpy.context.scene.shotfield.job_dir = str(job_dir)
+        report_skipped(job_dir)
+        bpy.ops.shotfield.import_job(directory=str(job_dir), frame_start=frame_start, ground_plane=ground,
+                                     outputs=set(outputs or ()))
         out_blend.parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(out_blend))
     print(f"import_job: wrote {out_blend}")
@@ -76,8 +62,9 @@ def main(argv: list[str]) -> int:
     if not job_dir.is_dir():
         print(f"import_job: {job_dir}: no such job folder", file=sys.stderr)
         return 1
+    outputs = [o.strip() for o in args.outputs.split(",") if o.strip()] if args.outputs else None
     try:
-        import_job(job_dir, args.out_blend.resolve(), args.frame_start)
+        import_job(job_dir, args.out_blend.resolve(), args.frame_start, not args.no_ground, outputs)
     except RuntimeError as exc:
         print(f"import_job: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ import shutil
 
 import cv2
 
-from exporters.atomic import write_bytes
+from exporters.atomic import swap_in_folder, write_bytes
 
 from ..errors import FootageError, ShotfieldError
 from ..footage import probe_footage, read_frames, working_size
@@ -62,13 +62,7 @@ def run(ctx) -> dict[str, str]:
         ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         write_bytes(partial / FRAME_NAME.format(n), png.tobytes())
         ctx.progress((n + 1) / len(positions), f"frame {n + 1}/{len(positions)}")
-    frames = ctx.path / "frames"
-    old = ctx.path / "frames.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if frames.exists():
-        frames.rename(old)
-    partial.rename(frames)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in_folder(partial, ctx.path / "frames")
 
     fr = settings.frames
     ctx.job.manifest.update(

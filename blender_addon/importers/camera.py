@@ -1,34 +1,26 @@
-"""The solved camera (`camera/cameras.json`) as an animated Blender camera.
+"""The solved camera (`camera/cameras.json`) as an animated Blender camera, the footage behind it.
 
-Phase 1, `read(path)` / `prepare(cameras)`: read the file through `exporters` and turn every frame into
+Phase 1, `read(job)` / `prepare(cameras)`: read the file through `exporters` and turn every frame into
 Blender values (object matrix, lens, shift) with numpy, checking what Blender cannot represent. Nothing
-in Blender changes. Phase 2, `create(context, cameras, ...)`: build the camera and its keyframes.
+in Blender changes. Phase 2, `create(data, shot)`: build the camera and its keyframes (the orchestrator
+links it into the shot's collection and makes it the scene camera).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..shared_formats import cameras_json, conventions, job_manifest
-from . import ImportFailed
+from ..shared_formats import cameras_json, conventions
+from .base import Built, ImportFailed, JobFolder, Shot, tag
 
-CAMERAS_FILE = Path("camera") / "cameras.json"
-DEFAULT_NAME = "Shotfield Camera"
-
-
-@dataclass
-class CameraJob:
-    """What phase 1 read: the cameras, and the scene timing from job.json when there is one."""
-
-    cameras: cameras_json.Cameras
-    fps: float | None = None
-    frame_count: int | None = None   # working frames of the job (cameras may skip some)
-    warnings: list[str] = field(default_factory=list)
+NAME = "camera"
+LABEL = "Camera"
+ICON = "CAMERA_DATA"
+REQUIRES = ("footage",)     # the footage clip becomes the camera's background
+FILE = "camera/cameras.json"
 
 
 @dataclass
@@ -48,24 +40,20 @@ class CameraAnimation:
     warnings: list[str] = field(default_factory=list)
 
 
-def read(path: str | os.PathLike) -> CameraJob:
-    """Read a job folder's cameras (or a cameras.json file directly) and, if present, its job.json."""
-    path = Path(path)
-    job_dir = path.parent.parent if path.suffix == ".json" else path
-    cameras_path = path if path.suffix == ".json" else path / CAMERAS_FILE
-    if not job_dir.is_dir():
-        raise ImportFailed(f"{job_dir}: job folder not found")
-    cameras = cameras_json.read_cameras(cameras_path)
-    job = CameraJob(cameras)
-    if (job_dir / job_manifest.MANIFEST).is_file():
-        manifest = job_manifest.read_manifest(job_dir)
-        fps, frames = manifest.get("fps"), manifest.get("frames") or {}
-        if isinstance(fps, (int, float)) and fps > 0:
-            job.fps = float(fps)
-        if isinstance(frames.get("count"), int) and frames["count"] > 0:
-            job.frame_count = frames["count"]
-    job.warnings = prepare(cameras).warnings  # the checks, before anything is built
-    return job
+@dataclass
+class CameraData:
+    cameras: cameras_json.Cameras
+    animation: CameraAnimation
+
+
+def available(job: JobFolder) -> bool:
+    return job.file(FILE).is_file()
+
+
+def read(job: JobFolder) -> CameraData:
+    """Read and check the job's cameras.json. Raises ImportFailed or CamerasFileError."""
+    cameras = cameras_json.read_cameras(job.file(FILE))
+    return CameraData(cameras, prepare(cameras))
 
 
 def prepare(cameras: cameras_json.Cameras) -> CameraAnimation:
@@ -121,22 +109,15 @@ def prepare(cameras: cameras_json.Cameras) -> CameraAnimation:
     )
 
 
-def create(context, cameras: cameras_json.Cameras, name: str = DEFAULT_NAME, frame_start: int = 1,
-           clip: bpy.types.MovieClip | None = None, fps: float | None = None,
-           frame_count: int | None = None) -> bpy.types.Object:
-    """Build an animated camera from `cameras`, make it the scene camera and set the render size.
+def create(data: CameraData, shot: Shot) -> Built:
+    """An animated camera: job frame index i at scene frame `shot.frame_start + i`, with `shot.clip` (if any)
+    as its background. Not linked to a scene yet."""
+    anim = data.animation
+    name = f"{shot.job.name} Camera"
+    camera_data = bpy.data.cameras.new(name)
+    obj = tag(bpy.data.objects.new(name, camera_data), NAME, name)
 
-    Job frame index i goes to scene frame `frame_start + i`. The scene's frame range covers
-    `frame_count` frames (default: up to the last camera) and its frame rate becomes `fps` if given.
-    A Movie Clip, if given, becomes the camera's background, its first frame at `frame_start`.
-    """
-    anim = prepare(cameras)
-    scene = context.scene
-    data = bpy.data.cameras.new(name)
-    obj = bpy.data.objects.new(name, data)
-    (getattr(context, "collection", None) or scene.collection).objects.link(obj)
-
-    frames = (frame_start + anim.index).astype(np.float64)
+    frames = (shot.frame_start + anim.index).astype(np.float64)
     obj.rotation_mode = "XYZ"
     location = anim.matrix_world[:, :3, 3]
     rotation = _euler_path(anim.matrix_world[:, :3, :3])
@@ -144,38 +125,29 @@ def create(context, cameras: cameras_json.Cameras, name: str = DEFAULT_NAME, fra
     for axis in range(3):
         _keyframes(fcurves, "location", axis, frames, location[:, axis])
         _keyframes(fcurves, "rotation_euler", axis, frames, rotation[:, axis])
+    obj.matrix_world = Matrix(anim.matrix_world[0].tolist())  # the first pose until the scene is evaluated
 
     # Intrinsics (exporters/conventions.py): sensor_fit HORIZONTAL, so the sensor width spans the image
     # width: lens = fx * sensor_width / W; shift_x = -(cx - W/2) / W, shift_y = (cy - H/2) / W * fx/fy
-    # (image y points down, Blender's shift_y up).
-    data.sensor_fit = "HORIZONTAL"
-    data.sensor_width = anim.sensor_width_mm
+    # (image y points down, Blender's shift_y up). All three are unchanged when the image is scaled, so
+    # the camera also fits a render at the footage's full size.
+    camera_data.sensor_fit = "HORIZONTAL"
+    camera_data.sensor_width = anim.sensor_width_mm
     data_fcurves = None
     for prop, values in (("lens", anim.lens_mm), ("shift_x", anim.shift_x), ("shift_y", anim.shift_y)):
-        setattr(data, prop, float(values[0]))
+        setattr(camera_data, prop, float(values[0]))
         if not np.allclose(values, values[0], rtol=1e-7, atol=1e-9):  # animate only what varies
             if data_fcurves is None:
-                data_fcurves = _new_fcurves(data, f"{name} Lens Action")
+                data_fcurves = _new_fcurves(camera_data, f"{name} Lens Action")
             _keyframes(data_fcurves, prop, 0, frames, values)
+    # Keep the clipping range around the scene: solved worlds are scaled to a camera height of 1.5 units.
+    camera_data.clip_start, camera_data.clip_end = 0.01, 1000.0
 
-    render = scene.render
-    render.resolution_x, render.resolution_y = anim.width, anim.height
-    render.resolution_percentage = 100
-    render.pixel_aspect_x, render.pixel_aspect_y = anim.pixel_aspect_x, anim.pixel_aspect_y
-    if fps:
-        # Blender's rate is fps / fps_base with an integer fps: 29.97 -> 30 / 1.001.
-        render.fps = max(1, round(fps))
-        render.fps_base = render.fps / fps
-    count = max(frame_count or 0, int(anim.index[-1]) + 1)
-    scene.frame_start = frame_start
-    scene.frame_end = frame_start + count - 1
-    scene.camera = obj
-
-    if clip is not None:
-        _set_background(data, clip, frame_start)
-        scene.active_clip = clip
-    scene.frame_set(frame_start + int(anim.index[0]))
-    return obj
+    if shot.clip is not None:
+        _set_background(camera_data, shot.clip)
+    return Built(objects=[obj], camera=obj, resolution=(anim.width, anim.height),
+                 pixel_aspect=(anim.pixel_aspect_x, anim.pixel_aspect_y),
+                 last_frame_index=int(anim.index[-1]), warnings=list(anim.warnings))
 
 
 def _euler_path(rotations: np.ndarray) -> np.ndarray:
@@ -222,14 +194,13 @@ def _keyframes(fcurves, data_path: str, index: int, frames: np.ndarray, values: 
     fcurve.update()
 
 
-def _set_background(camera_data, clip, frame_start: int) -> None:
-    """Show `clip` behind the camera view, its first frame (frames/00000.png) at scene frame `frame_start`."""
-    clip.frame_start = frame_start
+def _set_background(camera_data, clip) -> None:
+    """Show `clip` behind the camera view (its timing is the clip's `frame_start`, set by the orchestrator)."""
     camera_data.show_background_images = True
     background = camera_data.background_images.new()
     background.source = "MOVIE_CLIP"
     background.use_camera_clip = False  # this clip, not whichever is the scene's active clip later
     background.clip = clip
-    # The clip is exactly the solved image (W x H pixels), so it fills the camera frame.
+    # The clip shows exactly the solved image (at the working size or the footage's own), so it fills the frame.
     background.frame_method = "STRETCH"
     background.alpha = 1.0

@@ -10,13 +10,15 @@ import blender_env
 import bpy
 import pytest
 
+from .layout_recorder import RecordingLayout as FakeLayout
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PANELS = {"SHOTFIELD_PT_clip_editor": "CLIP_EDITOR", "SHOTFIELD_PT_view3d": "VIEW_3D"}
 
 
 def addon_classes(addon):
     """Every class the add-on registers (each of its modules lists them in `classes`)."""
-    names = ("preferences", "properties", "operators", "panel")
+    names = ("preferences", "properties", "operators_backend", "operators_run", "operators_import", "operators_log", "panel")
     return [cls for name in names for cls in sys.modules[f"{addon}.blender_addon.{name}"].classes]
 
 
@@ -28,35 +30,6 @@ class WithLayout:
 
     def __getattr__(self, name):
         return getattr(self._obj, name)
-
-
-class FakeLayout:
-    """Records what a draw function asks for, and checks that every property and operator it names exists
-    (a real UILayout exists only while Blender draws a window, which a headless process never does)."""
-
-    def __init__(self, calls=None):
-        self.calls = [] if calls is None else calls
-
-    def prop(self, data, name, **kwargs):
-        assert name in data.bl_rna.properties, f"{data} has no property {name!r}"
-        self.calls.append(("prop", name))
-
-    def operator(self, idname, **kwargs):
-        module, _, name = idname.partition(".")
-        getattr(getattr(bpy.ops, module), name).get_rna_type()  # raises KeyError if not registered
-        self.calls.append(("operator", idname))
-        return SimpleNamespace()
-
-    def label(self, text="", **kwargs):
-        self.calls.append(("label", text))
-
-    def separator(self, **kwargs):
-        pass
-
-    def column(self, **kwargs):
-        return FakeLayout(self.calls)
-
-    row = box = column
 
 
 def test_enabled_as_extension(addon):
@@ -111,13 +84,14 @@ def test_panel_draws(scene, idname):
     layout = FakeLayout()
     panel.draw(SimpleNamespace(layout=layout), bpy.context)
     assert ("prop", "job_dir") in layout.calls
-    assert ("operator", "shotfield.import_camera") in layout.calls
+    assert ("operator", "shotfield.run") in layout.calls
     assert ("label", "Default: //shotfield/shot/") in layout.calls
+    assert ("label", "Open the footage as a Movie Clip (Clip Editor > Open)") in layout.calls
 
 
 def test_unregister_removes_everything(addon):
     classes = addon_classes(addon)
-    assert len(classes) == 5 and all(cls.is_registered for cls in classes)
+    assert len(classes) == 10 and all(cls.is_registered for cls in classes)
     blender_env.disable_addon()
     try:
         assert addon not in bpy.context.preferences.addons

@@ -1,4 +1,4 @@
-"""`shotfield.import_camera` end to end: a cameras.json goes through the operator, and Blender's camera
+"""`shotfield.import_job(outputs={"camera"})` end to end: a cameras.json goes through the operator, and Blender's camera
 must project world points to the same pixels as the OpenCV cameras did (exporters.conventions)."""
 import json
 from types import SimpleNamespace
@@ -48,6 +48,11 @@ def write_job(job_dir, cameras, fps=None, count=None):
     return job_dir
 
 
+def import_camera(**kwargs):
+    """The panel's "Camera" import button."""
+    return bpy.ops.shotfield.import_job(outputs={"camera"}, **kwargs)
+
+
 POINTS = np.array([[0.2, -0.1, 0.3], [1.0, 0.5, 0.0], [-0.7, 0.8, 1.1], [0.5, -1.0, -0.4], [-1.2, -0.6, 0.6]])
 
 
@@ -74,7 +79,7 @@ def test_camera_projects_like_opencv(scene, tmp_path, width, height, fy_over_fx,
     cameras = orbit_cameras(width, height, fy_over_fx=fy_over_fx)
     write_job(tmp_path, cameras, fps=24.0)
 
-    result = bpy.ops.shotfield.import_camera(job_dir=str(tmp_path), frame_start=frame_start)
+    result = import_camera(directory=str(tmp_path), frame_start=frame_start)
 
     assert result == {"FINISHED"}
     camera = scene.camera
@@ -93,7 +98,7 @@ def test_camera_projects_like_opencv(scene, tmp_path, width, height, fy_over_fx,
 def test_keys_are_bulk_linear_and_euler_filtered(scene, tmp_path):
     cameras = orbit_cameras(320, 240, n=24, turns=1.5)
     write_job(tmp_path, cameras)
-    bpy.ops.shotfield.import_camera(job_dir=str(tmp_path))
+    import_camera(directory=str(tmp_path))
     camera = scene.camera
 
     fcurves = {(fc.data_path, fc.array_index): fc for fc in _fcurves(camera)}
@@ -114,14 +119,14 @@ def test_keys_are_bulk_linear_and_euler_filtered(scene, tmp_path):
 
 def test_constant_lens_is_not_animated(scene, tmp_path):
     write_job(tmp_path, orbit_cameras(320, 240, zoom=False))
-    bpy.ops.shotfield.import_camera(job_dir=str(tmp_path))
+    import_camera(directory=str(tmp_path))
     assert scene.camera.data.animation_data is None
 
 
 def test_fps_and_frame_range_from_manifest(scene, tmp_path):
     cameras = orbit_cameras(320, 240, n=8)
     write_job(tmp_path, cameras, fps=29.97, count=10)  # two trailing frames the solve did not register
-    bpy.ops.shotfield.import_camera(job_dir=str(tmp_path))
+    import_camera(directory=str(tmp_path))
     assert scene.render.fps == 30
     assert scene.render.fps / scene.render.fps_base == pytest.approx(29.97)
     assert (scene.frame_start, scene.frame_end) == (1, 10)
@@ -138,7 +143,7 @@ def test_active_clip_becomes_background(scene, tmp_path):
     scene.active_clip = clip
     write_job(tmp_path, orbit_cameras(32, 24, n=4))
 
-    bpy.ops.shotfield.import_camera(job_dir=str(tmp_path))
+    import_camera(directory=str(tmp_path))
 
     data = scene.camera.data
     assert data.show_background_images
@@ -148,7 +153,7 @@ def test_active_clip_becomes_background(scene, tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "file not found"),
+    (None, "the job has no camera/cameras.json"),
     ("{not json", "cannot read JSON"),
     (json.dumps({"width": 4, "height": 3, "frames": [{"K": [[1, 0], [0, 1]], "world_from_camera": np.eye(4).tolist()}]}),
      "frames[0].K"),
@@ -171,28 +176,29 @@ def test_bad_cameras_file_is_reported_not_raised(scene, tmp_path, addon, content
     # bpy.ops turns an ERROR report into RuntimeError("Error: <message>"); an exception escaping
     # execute() would show up as a Python traceback instead.
     with pytest.raises(RuntimeError) as info:
-        bpy.ops.shotfield.import_camera(job_dir=str(tmp_path))
+        import_camera(directory=str(tmp_path))
     assert message in str(info.value) and "Traceback" not in str(info.value)
     assert len(bpy.data.objects) == objects_before  # phase 1 failed: nothing was built
 
     # The operator itself returns CANCELLED after reporting.
     reports = []
-    fake = SimpleNamespace(job_dir=str(tmp_path), frame_start=1, report=lambda kind, text: reports.append((kind, text)))
-    assert bpy.types.SHOTFIELD_OT_import_camera.execute(fake, bpy.context) == {"CANCELLED"}
+    fake = SimpleNamespace(directory=str(tmp_path), outputs={"camera"}, frame_start=1, ground_plane=False,
+                           report=lambda kind, text: reports.append((kind, text)))
+    assert bpy.types.SHOTFIELD_OT_import_job.execute(fake, bpy.context) == {"CANCELLED"}
     assert reports and reports[0][0] == {"ERROR"} and message in reports[0][1]
 
 
 def test_job_dir_comes_from_the_scene_setting(scene, tmp_path):
     write_job(tmp_path, orbit_cameras(64, 48, n=3))
     scene.shotfield.job_dir = str(tmp_path)
-    assert bpy.ops.shotfield.import_camera() == {"FINISHED"}
+    assert import_camera() == {"FINISHED"}
     assert scene.camera is not None
 
 
 def test_default_job_dir_of_an_unsaved_file_is_refused(scene):
     assert bpy.data.filepath == ""  # `//shotfield/<clip>/` has no .blend folder to be relative to
-    with pytest.raises(RuntimeError, match="save the .blend file first"):
-        bpy.ops.shotfield.import_camera()
+    with pytest.raises(RuntimeError, match="save the file first"):
+        import_camera()
 
 
 def _fcurves(id_data):

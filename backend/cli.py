@@ -135,24 +135,25 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
-def cmd_serve(args) -> int:
+def _server_command(module: str, function: str, args) -> int:
+    """`serve` and `submit` live in backend.server, whose libraries (FastAPI, uvicorn, Ray) are an extra."""
+    import importlib
+
     try:
-        from .server.serve import serve_command
+        command = getattr(importlib.import_module(f".server.{module}", __package__), function)
     except ImportError as exc:
-        print(f"shotfield serve: {exc.name or exc} is missing; install the server extra: pip install 'shotfield[server]'",
-              file=sys.stderr)
+        print(f"shotfield {args.command}: {exc.name or exc} is missing; install the server extra: "
+              "pip install 'shotfield[server]'", file=sys.stderr)
         return EXIT_USAGE
-    return serve_command(args)
+    return command(args)
+
+
+def cmd_serve(args) -> int:
+    return _server_command("serve", "serve_command", args)
 
 
 def cmd_submit(args) -> int:
-    try:
-        from .server.submit import submit_command
-    except ImportError as exc:
-        print(f"shotfield submit: {exc.name or exc} is missing; install the server extra: pip install 'shotfield[server]'",
-              file=sys.stderr)
-        return EXIT_USAGE
-    return submit_command(args)
+    return _server_command("submit", "submit_command", args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,14 +6,19 @@ Run in its own process (it imports bpy; BLENDER_USER_RESOURCES should point at a
 
 What a user does in the Movie Clip Editor, in order: open the image sequence as a Movie Clip, set the camera
 to a first guess of the focal length (COLMAP's EXIF-less default, 1.2 · the long side, so both peers start
-from the same guess), detect features and track them forwards; detect again every REDETECT_EVERY frames (or
-sooner where fewer than MIN_ALIVE_TRACKS tracks are left: tracks leave the frame as the camera moves) and
-track those forwards too; let the solver pick its keyframes (Blender's default pair if it cannot) and solve
-with "refine focal length"; then the usual second pass: Clean Tracks (delete those with an error above
-CLEAN_ERROR_PX or shorter than CLEAN_MIN_FRAMES) and solve again. The clip operators need the context of a
-Clip Editor: an area of the window is switched to one showing the clip and the operators run inside
-`temp_override` (DESIGN.md). The settings are scaled to the frame size (see the constants); Blender's own
-defaults are for HD footage.
+from the same guess), detect features (lowering the threshold where few come out) and track them forwards;
+detect again every REDETECT_EVERY frames (or sooner where fewer than MIN_ALIVE_TRACKS tracks are left:
+tracks leave the frame as the camera moves) and track those forwards too; delete the tracks shorter than
+PRE_CLEAN_MIN_FRAMES; let the solver pick its keyframes (Blender's default pair if it cannot) and solve with
+"refine focal length"; then the usual second pass: Clean Tracks (delete those with an error above
+CLEAN_ERROR_PX or shorter than CLEAN_MIN_FRAMES) and solve again from the same keyframes, keeping the second
+answer only if it is valid and no worse (a user would undo it otherwise). The clip operators need the
+context of a Clip Editor: an area of the window is switched to one showing the clip and the operators run
+inside `temp_override` (DESIGN.md). The settings are scaled to the frame size (see the constants); Blender's
+own defaults are for HD footage.
+
+The reconstructed camera matrices are checked against the solve itself: projecting the bundles through them
+(after `solve_peers.cameras_from_blender_solution`) reproduces Blender's own average error exactly.
 
 Writes JOB/camera/cameras.json (OpenCV convention; only frames with a reconstructed camera; extra keys
 "reprojection_error_px" = the solve's average error, "tracks", "keyframes", "seconds") and

@@ -160,9 +160,15 @@ def bench_solve(ctx: Context, shot: Shot) -> list[Record]:
     return [ours, *peers.values()]
 
 
+#: A pycolmap run must register at least this share of the frames to count as its best: an ATE over a
+#: handful of frames (a model that lost the rest) says little about the shot.
+BEST_MIN_REGISTERED = 0.5
+
+
 def best_pycolmap(records: list[Record]) -> Record | None:
-    """The pycolmap run with the lowest ATE (% of path) among those that succeeded; None without one
-    (real footage, a tripod shot, or no pycolmap result)."""
+    """The pycolmap run with the lowest ATE (% of path) among those that succeeded and registered at least
+    BEST_MIN_REGISTERED of the frames; None without one (real footage, a tripod shot, no such run)."""
     scored = [r for r in records if r.method.startswith("pycolmap") and r.error is None
-              and isinstance(r.metrics.get("ate_percent"), float) and math.isfinite(r.metrics["ate_percent"])]
+              and isinstance(r.metrics.get("ate_percent"), float) and math.isfinite(r.metrics["ate_percent"])
+              and r.metrics.get("registered", 0) >= BEST_MIN_REGISTERED * r.metrics.get("frames", math.inf)]
     return min(scored, key=lambda r: r.metrics["ate_percent"]) if scored else None

@@ -2,7 +2,8 @@
 
 On every rendered test shot:
 - every frame has a camera (registered = frames);
-- ATE ≤ half of pycolmap's best ATE (incremental or global mapping, default options, the same frames) and
+- ATE ≤ half of pycolmap's best ATE (incremental or global mapping, default options, the same frames; see
+  `solve.best_pycolmap`: a model that registered fewer than half the frames does not count) and
   ≤ 0.5 % of the path length (neither applies to a tripod shot, whose path has no length);
 - mean rotation error ≤ 0.2°: `rotation_mean_deg`, the angle left after the Sim(3) alignment (the literal
   reading). Its rotation is fitted to the centres and is ill-determined about the axis of a nearly straight

@@ -22,8 +22,9 @@ def ours(shot="default", metrics=None, wall=(80.0, 90.0, 100.0), tripod=False, s
                   details={"shot": {"frames": 40, "tripod": tripod, "size": list(size), "gt": True}})
 
 
-def peer(name, ate, shot="default", error=None):
-    return Record("solve", shot, name, "peer", metrics={"ate_percent": ate, "registered_str": "40/40"},
+def peer(name, ate, shot="default", error=None, registered=40):
+    return Record("solve", shot, name, "peer", metrics={"ate_percent": ate, "registered": registered, "frames": 40,
+                                                        "registered_str": f"{registered}/40"},
                   wall_s=[30.0], compute_s=[25.0], peak_mb=[300.0], error=error)
 
 
@@ -36,6 +37,10 @@ def test_best_pycolmap_is_the_lowest_ate_that_succeeded():
                peer("pycolmap-global-x", 0.01, error="exit 1")]
     assert best_pycolmap(records).method == "pycolmap-global"
     assert best_pycolmap([peer("pycolmap-incremental", math.nan)]) is None
+    # A model that kept 2 of 40 frames does not count, however small its error over those two.
+    records = [peer("pycolmap-incremental", 0.001, registered=2), peer("pycolmap-global", 1.1, registered=20)]
+    assert best_pycolmap(records).method == "pycolmap-global"
+    assert best_pycolmap(records[:1]) is None
     assert best_pycolmap([]) is None
 
 

@@ -103,14 +103,12 @@ def _pattern_files(pattern: Path) -> list[Path]:
 
 def _image_size(path: Path) -> tuple[int, int]:
     if path.suffix.lower() == ".exr":
-        from exporters.exr import read_exr  # EXR headers are not PIL's business
+        from exporters.exr import exr_size  # EXR headers are not PIL's business
 
         try:
-            channels = read_exr(path)
+            return exr_size(path)
         except Exception as exc:
             raise FootageError(f"{path}: cannot read this EXR ({exc}); re-export the frame") from exc
-        h, w = next(iter(channels.values())).shape
-        return w, h
     try:
         with Image.open(path) as im:
             return im.size

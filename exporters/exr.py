@@ -33,6 +33,15 @@ def read_exr(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {name: np.asarray(ch.pixels, dtype=np.float32) for name, ch in f.channels().items()}
 
 
+def exr_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(W, H) of the first part, from the header alone (no pixels are decoded)."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path), header_only=True) as f:
+        (x0, y0), (x1, y1) = f.header()["dataWindow"]
+    return int(x1 - x0 + 1), int(y1 - y0 + 1)
+
+
 def write_depth_exr(path: str | os.PathLike, depth: np.ndarray) -> None:
     """Planar depth (H, W) -> EXR channel "Z"."""
     write_exr(path, {"Z": depth})

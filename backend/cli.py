@@ -12,9 +12,10 @@ import sys
 
 from . import __version__
 from .device import DEVICES
+from .rendering import RENDER_SOURCES
 from .errors import JobFolderError, ShotfieldError
 from .runner import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from .settings import QUALITIES, FrameRange, RunSettings
+from .settings import LAYER_KINDS, QUALITIES, FrameRange, RunSettings
 from .stages import STAGE_ORDER, registered_stages
 
 
@@ -38,6 +39,13 @@ def _gaps(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated frame gaps, e.g. 1,2,4") from exc
 
 
+def _frame_numbers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(g) for g in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated frame numbers, e.g. 20 or 10,30") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shotfield", description="Reconstruct a shot for VFX compositing in Blender.")
     parser.add_argument("--version", action=VersionAction)
@@ -55,7 +63,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fps", type=float, help="frame rate of an image sequence (default 24)")
     run.add_argument("--flow-gaps", type=_gaps, default=(1, 2, 4), help="frame gaps for optical flow (default 1,2,4)")
     run.add_argument("--remove", help="'moving' or a folder of masks: what the clean plates remove")
+    run.add_argument("--effort", type=float, default=1.0,
+                     help="scale of the learned stages' training (default 1; 0.25 for a quick look)")
+    run.add_argument("--track-queries", help="JSON or .npy of [frame, x, y] rows to track besides the default grid")
+    run.add_argument("--layer-reference", type=_frame_numbers, help="reference frame(s) of the layered meshes, e.g. 20 or "
+                     "10,30 (default: the middle frame)")
+    run.add_argument("--layer-kind", choices=LAYER_KINDS, default="mpi",
+                     help="mpi: planes (default); msi: spheres, for wide or 360 footage")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
+
+    render = sub.add_parser("render", help="render RGB and depth at any cameras and times (from the field or "
+                            "the layers)")
+    render.add_argument("job")
+    render.add_argument("--cameras", required=True, help="cameras.json-style file; an optional float 'time' per frame")
+    render.add_argument("--out", required=True, help="folder for 00000.png, 00000.depth.exr, ...")
+    render.add_argument("--source", choices=RENDER_SOURCES, default="field")
+    render.add_argument("--device", choices=DEVICES, default="auto")
+
+    track = sub.add_parser("track", help="track query points [frame, x, y] through the shot (needs the tracks stage)")
+    track.add_argument("job")
+    track.add_argument("--queries", required=True, help="a JSON list or .npy array of [frame, x, y] rows")
+    track.add_argument("--out", required=True, help="the .npz to write (xy, visible, world, queries)")
+    track.add_argument("--device", choices=DEVICES, default="auto")
 
     status = sub.add_parser("status", help="print a job's stages and their status")
     status.add_argument("job")
@@ -109,7 +138,8 @@ def cmd_run(args) -> int:
 
     settings = RunSettings(quality=args.quality, device=args.device, long_side=args.long_side,
                            frames=FrameRange.parse(args.frames), fps=args.fps, flow_gaps=args.flow_gaps,
-                           remove=args.remove)
+                           remove=args.remove, effort=args.effort, track_queries=args.track_queries,
+                           layer_reference=args.layer_reference, layer_kind=args.layer_kind)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     with Job.open(args.job) as job:
         report = run_job(job, settings, stages, footage=args.footage, show_bar=not args.no_progress)
@@ -119,6 +149,18 @@ def cmd_run(args) -> int:
         where = f"stage {report.failed}: " if report.failed and not report.error.startswith(report.failed) else ""
         print(f"shotfield: {where}{report.error}", file=sys.stderr)
     return report.exit_code
+
+
+def cmd_render(args) -> int:
+    from .rendering import render_command
+
+    return render_command(args.job, args.cameras, args.out, args.source, args.device)
+
+
+def cmd_track(args) -> int:
+    from .tracking_command import track_command
+
+    return track_command(args.job, args.queries, args.out, args.device)
 
 
 def cmd_status(args) -> int:
@@ -160,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "status": cmd_status, "serve": cmd_serve, "submit": cmd_submit}[args.command](args)
+        return {"run": cmd_run, "render": cmd_render, "track": cmd_track, "status": cmd_status, "serve": cmd_serve, "submit": cmd_submit}[args.command](args)
     except JobFolderError as exc:  # unwritable, locked or unreadable job folder
         print(f"shotfield: {exc}", file=sys.stderr)
         return EXIT_FAILED

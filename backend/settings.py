@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import ShotfieldError
 
 QUALITIES = ("preview", "final")
+LAYER_KINDS = ("mpi", "msi")
 
 #: Working-size long side per quality when --long-side is not given. Preview fits a 2-core CPU in minutes;
 #: final is the 960x540 the GPU budget is set for.
@@ -64,6 +65,16 @@ class RunSettings:
     """Frame gaps the flow stage computes (later stages add their own through the stage registry)."""
     remove: str | None = None
     """'moving' or a folder of masks: what the clean plates remove."""
+    effort: float = 1.0
+    """Scales the training steps of the learned stages (depth, field, tracks, layers, inpaint): 0.25 gives a
+    quick look, 2 a longer polish. Hashed by those stages only."""
+    track_queries: str | None = None
+    """A JSON list or .npy array of [frame, x, y] rows (working-frame pixels) the tracks stage follows,
+    besides its default grid."""
+    layer_reference: tuple[int, ...] | None = None
+    """Reference frames (job frame numbers) of the layered meshes; None: the middle frame."""
+    layer_kind: str = "mpi"
+    """mpi: planes in disparity (ordinary footage); msi: spheres around the camera (wide or 360 footage)."""
 
     def __post_init__(self):
         if self.quality not in QUALITIES:
@@ -74,6 +85,12 @@ class RunSettings:
             raise ShotfieldError(f"--fps {self.fps}: must be positive")
         if not self.flow_gaps or any(g < 1 for g in self.flow_gaps):
             raise ShotfieldError(f"flow gaps {self.flow_gaps}: need whole numbers >= 1")
+        if not 0.01 <= self.effort <= 100:
+            raise ShotfieldError(f"--effort {self.effort}: choose between 0.01 and 100 (1 = the default training)")
+        if self.layer_kind not in LAYER_KINDS:
+            raise ShotfieldError(f"--layer-kind {self.layer_kind!r} is not one of {', '.join(LAYER_KINDS)}")
+        if self.layer_reference is not None and (not self.layer_reference or min(self.layer_reference) < 0):
+            raise ShotfieldError(f"--layer-reference {self.layer_reference}: need frame numbers >= 0")
 
     @property
     def working_long_side(self) -> int:
@@ -82,6 +99,7 @@ class RunSettings:
     def to_json(self) -> dict:
         d = asdict(self)
         d["flow_gaps"] = list(self.flow_gaps)
+        d["layer_reference"] = list(self.layer_reference) if self.layer_reference is not None else None
         return d
 
     @classmethod
@@ -89,5 +107,7 @@ class RunSettings:
         d = dict(d)
         d["frames"] = FrameRange(**d.get("frames", {}))
         d["flow_gaps"] = tuple(d.get("flow_gaps", (1,)))
+        if d.get("layer_reference") is not None:
+            d["layer_reference"] = tuple(d["layer_reference"])
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in known})

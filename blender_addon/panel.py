@@ -12,6 +12,7 @@ the job folder at most once a second.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import bpy
@@ -23,6 +24,9 @@ from .properties import OUTPUTS, active_clip, job_dir_setting, resolved_job_dir
 from .shared_formats import job_manifest
 
 _VIEW_SECONDS = 1.0
+#: Output-specific operator modules that draw a section of their own (`draw_section(layout, context, job_dir,
+#: outputs)`), e.g. picking points to track; a module not built into this version draws nothing.
+SECTION_MODULES = ("operators_tracks", "operators_remove")
 _views: dict[str, tuple[float, float, dict | None, list[str]]] = {}  # job -> (checked, job.json mtime, manifest, outputs)
 
 
@@ -80,6 +84,10 @@ def draw_panel(layout, context) -> None:
         _draw_last_run(layout.column(), manifest)
     if outputs and not busy:
         _draw_imports(layout.box().column(), props, outputs)
+    for name in SECTION_MODULES:
+        module = sys.modules.get(f"{__package__}.{name}")
+        if module is not None and hasattr(module, "draw_section"):
+            module.draw_section(layout, context, job_dir, [] if busy else outputs)
 
 
 def _draw_footage(col, context, props) -> None:

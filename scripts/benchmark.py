@@ -21,19 +21,19 @@ reads them all. Peak memory is the child's peak resident set size (the process a
 `benchmarks.runs.run_measured`). Timings are medians over `--repeats` runs with their spread (± half the
 range), runs interleaved across methods; quality metrics come from the last run.
 
-Adding a stage: write `bench_<stage>(ctx, shot) -> list[Record]` in its own module and register it in
-`BENCHMARKS` with its table columns (and, if the stage has bars, a summary).
+Adding a stage: a module `scripts/benchmarks/<stage>.py` that defines `BENCHMARK = StageBenchmark(bench, columns,
+summary)` (bench: `(ctx, shot) -> list[Record]`; summary: the issue's bars, if it has some) and `PEERS`, and
+the stage's name in `STAGE_MODULES`. Modules not written yet are left out of `--stages`.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -43,21 +43,13 @@ if str(REPO_ROOT) not in sys.path:
 from scripts.benchmarks.flow import (  # noqa: E402,F401
     FLOW_COLUMNS, FLOW_PEERS, bench_flow, dis_preset, evaluate_flow_job, farneback, peer_flow_job, resize_flow)
 from scripts.benchmarks.records import (  # noqa: E402,F401
-    Record, format_table, jsonable, record_to_json, summarise)
+    Record, StageBenchmark, format_table, jsonable, record_to_json, summarise)
 from scripts.benchmarks.runs import (  # noqa: E402,F401
     Context, ProcessRun, environment, log, run_measured, shotfield_command, shotfield_supports, tail)
 from scripts.benchmarks.shots import (  # noqa: E402,F401
     RESULTS, SEEDS, SHOTS, Shot, ShotSpec, ensure_shot, generator_digest, shot_info, shot_key, working_frames)
 from scripts.benchmarks.solve import SOLVE_COLUMNS, SOLVE_PEERS, bench_solve  # noqa: E402,F401
 from scripts.benchmarks.solve_bars import check_bars, format_bars  # noqa: E402
-
-
-@dataclass(frozen=True)
-class StageBenchmark:
-    run: Callable[[Context, Shot], list[Record]]
-    columns: list[tuple[str, str, str]]
-    #: records of every stage -> (printed summary, JSON-able list); None: no summary
-    summary: Callable[[list[Record]], tuple[str, list]] | None = None
 
 
 def solve_summary(records: list[Record]) -> tuple[str, list]:
@@ -71,6 +63,16 @@ BENCHMARKS: dict[str, StageBenchmark] = {
     "solve": StageBenchmark(bench_solve, SOLVE_COLUMNS, solve_summary),
 }
 PEERS: dict[str, dict] = {"flow": FLOW_PEERS, "solve": SOLVE_PEERS}
+#: The later stages' benchmarks, one module each (see the top of this file).
+STAGE_MODULES = ("depth", "field", "tracks", "layers", "inpaint")
+for _stage in STAGE_MODULES:
+    try:
+        _module = importlib.import_module(f"scripts.benchmarks.{_stage}")
+    except ModuleNotFoundError as _exc:
+        if _exc.name != f"scripts.benchmarks.{_stage}":
+            raise
+        continue
+    BENCHMARKS[_stage], PEERS[_stage] = _module.BENCHMARK, _module.PEERS
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -175,3 +175,104 @@ def make_shot():
 def test_shot(make_shot) -> RenderedShot:
     """The default test shot: 24 frames, 160x120, hand-held camera, two moving objects."""
     return make_shot()
+
+
+# --- Job folders for the later stages' tests ----------------------------------------------------------------
+#: --effort of each learned stage in the shared pipeline jobs (one line per stage; the test shot is small).
+TEST_EFFORT = {
+    "depth": 0.3,
+    "field": 0.3,
+    "tracks": 0.3,
+    "layers": 0.3,
+    "inpaint": 0.3,
+}
+
+
+def run_stages(shot: RenderedShot, job: Path, stages: list[str], effort: float = 1.0, extra: tuple = ()) -> None:
+    """`shotfield run` of `stages` on `shot`'s frames into `job` at the shot's own size; fails the test with
+    the tail of stderr if the run fails."""
+    width, height = shot.size
+    cmd = [sys.executable, "-m", "backend.cli", "run", str(shot.path / "frames"), "--job", str(job),
+           "--long-side", str(max(width, height)), "--stages", ",".join(stages), "--effort", str(effort),
+           "--no-progress", *map(str, extra)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=1200)
+    if r.returncode != 0:
+        pytest.fail(f"shotfield run --stages {','.join(stages)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+
+
+def copy_job(source: Path, destination: Path) -> Path:
+    """A writable copy of a job folder (the session's shared jobs are read-only by agreement)."""
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns(".job.lock"))
+    return destination
+
+
+@pytest.fixture(scope="session")
+def pipeline_job(test_shot, tmp_path_factory):
+    """Factory: ``pipeline_job(*stages) -> Path``: the default test shot run through ingest, flow, solve and
+    `stages` (with what they require), each learned stage at its TEST_EFFORT. Built once per session and
+    shared: treat it as read-only and `copy_job` it before running anything more in it. A job with stages
+    (a, b) is a copy of the job with (a) plus a run of b, so sessions share the expensive stages."""
+    from backend.stages import STAGE_ORDER, registered_stages
+
+    built: dict[tuple, Path] = {}
+    stages_by_name = registered_stages()
+
+    def closed(names) -> tuple:
+        wanted = set(names) | {"ingest", "flow", "solve"}
+        changed = True
+        while changed:
+            changed = False
+            for name in list(wanted):
+                for dep in stages_by_name[name].requires:
+                    if dep not in wanted:
+                        wanted.add(dep)
+                        changed = True
+        return tuple(s for s in STAGE_ORDER if s in wanted)
+
+    def build(*names: str) -> Path:
+        unknown = [n for n in names if n not in stages_by_name]
+        if unknown:
+            pytest.fail(f"pipeline_job: stage(s) {unknown} are not built")
+        key = closed(names)
+        if key not in built:
+            job = tmp_path_factory.mktemp("pipeline") / "job"
+            if key == ("ingest", "flow", "solve"):
+                run_stages(test_shot, job, list(key))
+            else:
+                copy_job(build(*key[:-1]), job)
+                run_stages(test_shot, job, [key[-1]], effort=TEST_EFFORT.get(key[-1], 1.0))
+            built[key] = job
+        return built[key]
+
+    return build
+
+
+def ground_truth_job(shot: RenderedShot, job: Path, depth: bool = True) -> Path:
+    """A job whose camera (and depth, and motion masks) are the shot's ground truth instead of the solve's and
+    the depth stage's, so that a later stage can be tested on exact inputs: real ingest and flow stages, then
+    camera/cameras.json, depth/NNNNN.exr and masks/motion/NNNNN.png from gt/, with `solve` (and `depth`)
+    marked done in job.json (key "ground-truth"). Runs of later stages then take them as they are."""
+    import cv2
+
+    from backend.job import Job
+    from exporters.cameras_json import write_cameras
+    from exporters.exr import write_depth_exr
+
+    run_stages(shot, job, ["ingest", "flow"])
+    write_cameras(job / "camera" / "cameras.json", shot.cameras())
+    (job / "masks" / "motion").mkdir(parents=True, exist_ok=True)
+    for i in range(shot.frame_count):
+        cv2.imwrite(str(job / "masks" / "motion" / f"{i:05d}.png"), np.where(shot.object_index(i) > 0, 255, 0).astype(np.uint8))
+        if depth:
+            write_depth_exr(job / "depth" / f"{i:05d}.exr", shot.depth(i))
+    with Job.open(job) as handle:
+        for name in ("solve", "depth") if depth else ("solve",):
+            handle.stage(name).update(status="done", key="ground-truth", error=None, seconds=0.0, device="cpu")
+        handle.save()
+    return job
+
+
+@pytest.fixture(scope="session")
+def ground_truth_pipeline(test_shot, tmp_path_factory) -> Path:
+    """The default test shot as a job with ground-truth cameras, depth and motion masks (read-only; copy_job it)."""
+    return ground_truth_job(test_shot, tmp_path_factory.mktemp("ground-truth") / "job")

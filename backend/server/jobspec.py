@@ -39,8 +39,11 @@ class JobSettings(BaseModel):
     fps: float | None = Field(None, gt=0, description="frame rate of an image sequence (default 24)")
     flow_gaps: list[int] | None = Field(None, description="frame gaps for optical flow (default [1, 2, 4])")
     remove: Literal["moving"] | None = Field(None, description="what the clean plates remove")
+    effort: float = Field(1.0, ge=0.01, le=100, description="scale of the learned stages' training (default 1)")
+    layer_reference: list[int] | None = Field(None, description="reference frame(s) of the layered meshes")
+    layer_kind: Literal["mpi", "msi"] = "mpi"
 
-    @field_validator("stages", "flow_gaps", mode="before")
+    @field_validator("stages", "flow_gaps", "layer_reference", mode="before")
     @classmethod
     def _comma_text(cls, value):
         """Also accept the command line's comma-separated form ("ingest,flow", "1,2,4")."""
@@ -62,7 +65,8 @@ class JobSettings(BaseModel):
             RunSettings(quality=self.quality, device=self.device, long_side=self.long_side,
                         frames=FrameRange.parse(self.frames), fps=self.fps,
                         flow_gaps=tuple(self.flow_gaps) if self.flow_gaps is not None else (1, 2, 4),
-                        remove=self.remove)
+                        remove=self.remove, effort=self.effort, layer_kind=self.layer_kind,
+                        layer_reference=tuple(self.layer_reference) if self.layer_reference is not None else None)
         except ShotfieldError as exc:
             raise ApiError(422, f"settings: {exc}") from None
 
@@ -81,4 +85,10 @@ class JobSettings(BaseModel):
             args += ["--flow-gaps", ",".join(map(str, self.flow_gaps))]
         if self.remove:
             args += ["--remove", self.remove]
+        if self.effort != 1.0:
+            args += ["--effort", repr(self.effort)]
+        if self.layer_reference is not None:
+            args += ["--layer-reference", ",".join(map(str, self.layer_reference))]
+        if self.layer_kind != "mpi":
+            args += ["--layer-kind", self.layer_kind]
         return args

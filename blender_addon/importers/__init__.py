@@ -11,10 +11,13 @@ re-imported output made before (tagged `shotfield_output`) are removed once the 
 re-imported stay. Once built, the scene follows the shot: frame range, frame rate, resolution, the
 active clip and the active camera.
 
-Adding an output (depth, point caches, tracks, layers, plates) is adding a module to IMPORTERS.
+Adding an output is adding a module to this package and its name to IMPORTER_NAMES. Each module defines NAME,
+LABEL, ICON, FILE (what the job must have), REQUIRES (outputs it builds on), `available(job)`, `read(job)` and
+`create(data, shot) -> Built`.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +25,27 @@ from pathlib import Path
 import bpy
 
 from ..shared_formats import cameras_json, job_manifest
-from . import camera, clip, ground, points
 from .base import JOB_TAG, NAME_TAG, OUTPUT_TAG, Built, ImportFailed, JobFolder, Shot, read_job_folder
 
 __all__ = ["IMPORTERS", "ImportFailed", "ImportResult", "READ_ERRORS", "available_outputs", "import_job", "read_job_folder"]
 
-#: In build order: the footage clip before the camera that shows it.
-IMPORTERS = (clip, camera, points, ground)
+#: In build order: the footage clip before the camera that shows it, the camera before what hangs off it.
+#: Names without a module yet are outputs not built into this version (as with the backend's stages).
+IMPORTER_NAMES = ("clip", "camera", "points", "ground", "depth", "point_cache", "tracks", "layers", "plates")
+
+
+def _importer_modules() -> tuple:
+    modules = []
+    for name in IMPORTER_NAMES:
+        try:
+            modules.append(importlib.import_module(f"{__name__}.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    return tuple(modules)
+
+
+IMPORTERS = _importer_modules()
 BY_NAME = {module.NAME: module for module in IMPORTERS}
 #: Left out of "import all" unless asked for (the ground plane is an option).
 OPTIONAL = {"ground"}

@@ -91,3 +91,13 @@ def format_table(records: list[Record], columns: dict[str, list[tuple[str, str, 
     lines.append("costs: median ±half the range over repeats; compute s = the stage's own time (Shotfield: "
                  "job.json) or the peer's loop; wall s and peak MB: the whole process")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StageBenchmark:
+    """One stage's benchmark: `run(ctx, shot) -> list[Record]`, its table columns (key, header, format) and,
+    where the stage's issue has bars, a summary: records of every stage -> (printed text, JSON-able list)."""
+
+    run: "Callable[..., list[Record]]"
+    columns: list
+    summary: "Callable[[list[Record]], tuple[str, list]] | None" = None

@@ -32,6 +32,9 @@ class RunRequest:
     long_side: int | None = None
     fps: float | None = None            # image sequences only; videos carry their own
     remove: str | None = None           # clean plates: "moving" or a folder of masks
+    effort: float = 1.0                 # scale of the learned stages' training
+    layer_kind: str = "mpi"             # layered meshes: "mpi" planes or "msi" spheres
+    layer_reference: int | None = None  # layered meshes: the job frame they are built for; None: the middle
 
     def argv(self, backend_command: str) -> list[str]:
         """`shotfield run ...` for a local process. `--no-progress`: no terminal bar in the captured output."""
@@ -48,6 +51,12 @@ class RunRequest:
             argv += ["--fps", f"{self.fps:g}"]
         if self.remove:
             argv += ["--remove", self.remove]
+        if self.effort != 1.0:
+            argv += ["--effort", f"{self.effort:g}"]
+        if "layers" in self.stages:
+            argv += ["--layer-kind", self.layer_kind]
+            if self.layer_reference is not None:
+                argv += ["--layer-reference", str(self.layer_reference)]
         return argv
 
     def server_settings(self) -> dict:
@@ -57,6 +66,12 @@ class RunRequest:
             value = getattr(self, key)
             if value:
                 settings[key] = value
+        if self.effort != 1.0:
+            settings["effort"] = self.effort
+        if "layers" in self.stages:
+            settings["layer_kind"] = self.layer_kind
+            if self.layer_reference is not None:
+                settings["layer_reference"] = [self.layer_reference]
         return settings
 
 

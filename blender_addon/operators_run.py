@@ -61,7 +61,9 @@ def build_request(context, job_dir: str, stages_override: str = "") -> RunReques
         remove = "moving" if props.remove == "moving" else bpy.path.abspath(props.remove_masks)
         if remove != "moving" and not os.path.isdir(remove):
             raise RunRefused("Clean plates: choose the folder of masks (or remove moving objects)")
-    return RunRequest(job_dir, footage, stages, frames, props.quality, props.device, props.long_side or None, fps, remove)
+    return RunRequest(job_dir, footage, stages, frames, props.quality, props.device, props.long_side or None, fps, remove,
+                      effort=props.effort, layer_kind=props.layer_kind,
+                      layer_reference=props.layer_reference if props.layer_reference >= 0 else None)
 
 
 class SHOTFIELD_OT_run(bpy.types.Operator):

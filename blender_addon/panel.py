@@ -113,6 +113,10 @@ def _draw_outputs(col, props) -> None:
         col.prop(props, f"output_{name}")
         if name == "camera" and props.output_camera:
             _indent(col).prop(props, "ground_plane")
+        if name == "layers" and props.output_layers:
+            sub = _indent(col)
+            sub.prop(props, "layer_kind")
+            sub.prop(props, "layer_reference")
         if name == "clean_plates" and props.output_clean_plates:
             sub = _indent(col)
             sub.prop(props, "remove")
@@ -131,6 +135,7 @@ def _draw_settings(col, context, props) -> None:
     col.row().prop(props, "quality", expand=True)
     col.prop(props, "device")
     col.prop(props, "long_side")
+    col.prop(props, "effort")
     prefs = get_preferences(context)
     if prefs is None:
         return

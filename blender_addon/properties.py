@@ -48,6 +48,15 @@ class ShotfieldSceneProperties(bpy.types.PropertyGroup):
     )
     remove_masks: bpy.props.StringProperty(
         name="Mask Folder", description="Folder of masks named by frame number (white = remove)", subtype="DIR_PATH")
+    layer_kind: bpy.props.EnumProperty(
+        name="Layers", description="The shape of the layers",
+        items=(("mpi", "Planes", "Planes facing the reference camera (ordinary footage)"),
+               ("msi", "Spheres", "Spheres around the reference camera (wide-angle or 360 footage)")),
+        default="mpi",
+    )
+    layer_reference: bpy.props.IntProperty(
+        name="Reference Frame", description="Job frame the layers are built for (0 = the first); -1: the middle frame",
+        default=-1, min=-1)
     ground_plane: bpy.props.BoolProperty(
         name="Ground Plane", description="Import a shadow-catcher plane at the ground the solve found (Z = 0)",
         default=True)
@@ -64,6 +73,10 @@ class ShotfieldSceneProperties(bpy.types.PropertyGroup):
                ("cpu", "CPU", "Always the CPU"), ("cuda", "CUDA", "An NVIDIA GPU (fails if there is none)")),
         default="auto",
     )
+    effort: bpy.props.FloatProperty(
+        name="Effort", description="Training of the learned outputs (depth, point cache, tracks, layers, clean "
+        "plates): 1 is the default, 0.25 a quick look, 2 a longer polish", default=1.0, min=0.01, max=100.0,
+        soft_min=0.1, soft_max=4.0)
     long_side: bpy.props.IntProperty(
         name="Working Size", description="Long side of the working frames in pixels; 0: the quality's default",
         default=0, min=0, soft_max=4096, subtype="PIXEL")

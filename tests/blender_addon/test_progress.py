@@ -88,6 +88,24 @@ def test_command_line_for_a_run():
         command.parse_stages("ingest,bogus")
 
 
+def test_learned_stage_options_reach_the_command_line_and_the_server():
+    """Effort goes with any run; the layer options only with the layers stage; both parse in the backend."""
+    from backend.cli import build_parser
+    from backend.server.jobspec import JobSettings
+
+    request = command.RunRequest("/jobs/a", "/shots/a.mov", command.stages_for_outputs({"layers"}), effort=0.25,
+                                 layer_kind="msi", layer_reference=12)
+    argv = request.argv("shotfield")
+    assert argv[-6:] == ["--effort", "0.25", "--layer-kind", "msi", "--layer-reference", "12"]
+    args = build_parser().parse_args(argv[1:])
+    assert (args.effort, args.layer_kind, args.layer_reference) == (0.25, "msi", (12,))
+    settings = request.server_settings()
+    assert (settings["effort"], settings["layer_kind"], settings["layer_reference"]) == (0.25, "msi", [12])
+    JobSettings(**{**settings, "stages": ["ingest"]}).check()  # the options validate on a server too
+    plain = command.RunRequest("/jobs/a", stages=command.stages_for_outputs({"camera"}))
+    assert not {"--effort", "--layer-kind"} & set(plain.argv("shotfield")) and "effort" not in plain.server_settings()
+
+
 def test_footage_of_an_image_sequence_clip(tmp_path):
     for n in range(5, 12):
         (tmp_path / f"plate.{n:04d}.png").write_bytes(b"")

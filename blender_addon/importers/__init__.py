@@ -205,6 +205,9 @@ def _apply_scene(scene, job: JobFolder, shot: Shot, parts: list[Built], result: 
                 part.clip.frame_start = part.clip_frame_start
         if part.camera is not None:
             result.camera = scene.camera = part.camera
+    for part in parts:
+        if part.scene_setup is not None:
+            part.scene_setup(scene)
     scene.frame_set(shot.frame_start)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..shared_formats import job_manifest
 
@@ -104,6 +105,7 @@ class Built:
     pixel_aspect: tuple[float, float] | None = None
     last_frame_index: int | None = None     # highest job frame index it covers
     render: dict = field(default_factory=dict)   # scene.render settings (e.g. film_transparent)
+    scene_setup: "Callable[[object], None] | None" = None  # called with the scene once all is built (compositor)
     warnings: list[str] = field(default_factory=list)
 
 

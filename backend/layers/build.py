@@ -1,0 +1,101 @@
+"""Building the layered meshes of one reference frame: frames -> views, plane sweep, gradient descent, reduction
+to a few layers, one mesh each (the stage, backend/stages/layers.py, runs this per reference frame)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from . import geometry, mesh, optimise, reduce, sweep
+from .render import render_surfaces, surfaces_from_arrays
+from .stack import View
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How much work a quality level spends."""
+
+    planes: int                 # D of the dense stack
+    layers: int                 # meshes it is reduced to
+    steps: int                  # gradient steps at effort 1
+    neighbours: tuple[int, ...]  # frame offsets of the source frames (both directions)
+    stride: int                 # mesh vertex spacing in pixels
+
+
+RECIPES = {
+    "preview": Recipe(planes=24, layers=8, steps=200, neighbours=(1, 2, 4, 6, 8), stride=4),
+    "final": Recipe(planes=48, layers=12, steps=500, neighbours=(1, 2, 3, 4, 6, 8, 10, 12), stride=4),
+}
+MOTION_DILATION = 5     # px of margin around the moving objects of the source frames
+
+
+@dataclass
+class BuiltReference:
+    frame: int
+    kind: str
+    layers: list[reduce.Layer]
+    meshes: list[mesh.LayerMesh]
+    planes: int
+    reference_psnr_db: float
+
+
+def make_view(index: int, frame: np.ndarray, moving: np.ndarray | None, K: np.ndarray, world_from_camera: np.ndarray,
+              device: str) -> View:
+    static = np.ones(frame.shape[:2], bool)
+    if moving is not None:
+        static = cv2.dilate((moving > 127).astype(np.uint8), np.ones((MOTION_DILATION,) * 2, np.uint8)) == 0
+    return View(index, torch.as_tensor(frame, device=device).permute(2, 0, 1).float().div(255),
+                torch.as_tensor(static, device=device), torch.as_tensor(K, dtype=torch.float64, device=device),
+                torch.as_tensor(world_from_camera, dtype=torch.float64, device=device))
+
+
+def source_frames(reference: int, count: int, offsets: tuple[int, ...]) -> list[int]:
+    return sorted({reference + sign * o for o in offsets for sign in (-1, 1) if 0 <= reference + sign * o < count})
+
+
+def reference_distance(kind: str, depth: np.ndarray, K: np.ndarray, device: str) -> torch.Tensor:
+    """(H, W) the depth stage's planar depth as the layer distance (ray length for msi); NaN where unknown."""
+    d = torch.as_tensor(np.where(np.isfinite(depth) & (depth > 0), depth, np.nan), dtype=torch.float64, device=device)
+    if kind == "msi":
+        d = d * geometry.pixel_rays(torch.as_tensor(K, dtype=torch.float64, device=device), *depth.shape).norm(dim=-1)
+    return d
+
+
+def build_reference(kind: str, ref: View, sources: list[View], depth: np.ndarray, recipe: Recipe, effort: float,
+                    progress: Callable[[float, str], None] = lambda f, m: None) -> BuiltReference:
+    distance = reference_distance(kind, depth, ref.K.cpu().numpy(), str(ref.image.device))
+    width = ref.image.shape[-1]
+    window = max(3, (width // 8) | 1)
+    progress(0.0, "plane sweep")
+    stack = sweep.initial_stack(kind, ref, sources, distance, recipe.planes, window)
+    steps = max(1, round(recipe.steps * effort))
+    stack = optimise.refine(stack, sources, optimise.Schedule(steps=steps),
+                            lambda f: progress(0.05 + 0.85 * f, "gradient descent on the layers") if _every(f, steps) else None)
+    progress(0.9, f"reducing {recipe.planes} layers to {recipe.layers} meshes")
+    layers = reduce.merge(stack, recipe.layers, distance)
+    K = ref.K.cpu().numpy()
+    meshes = [mesh.grid_mesh(kind, K, layer.distance, layer.rgba[..., 3], recipe.stride) for layer in layers]
+    surfaces = surfaces_from_arrays(kind, K, ref.world_from_camera.cpu().numpy(), [l.rgba for l in layers],
+                                    [m.as_npz() for m in meshes], [typical_distance(l) for l in layers], ref.index,
+                                    str(ref.image.device))
+    with torch.no_grad():
+        shown = render_surfaces(surfaces, K, ref.world_from_camera.cpu().numpy(), width, ref.image.shape[-2])
+        mse = float(((shown.rgb - ref.image) ** 2).mean())
+    return BuiltReference(ref.index, kind, layers, meshes, recipe.planes, round(-10 * np.log10(max(mse, 1e-12)), 3))
+
+
+def typical_distance(layer: reduce.Layer) -> float:
+    """The alpha-weighted mean distance (in disparity) of a layer; the middle of its range when empty."""
+    a = layer.rgba[..., 3].astype(np.float64)
+    if a.sum() < 1:
+        return float(np.sqrt(layer.near * layer.far))
+    return float(a.sum() / (a / layer.distance).sum())
+
+
+def _every(fraction: float, steps: int) -> bool:
+    """Report progress about 20 times per optimisation, not every step."""
+    n = round(fraction * steps)
+    return n == steps or n % max(1, steps // 20) == 0

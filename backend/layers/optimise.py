@@ -1,0 +1,119 @@
+"""Gradient descent of the layer stack's RGBA against the frames (DeepView, Flynn et al. 2019, with plain
+gradient steps instead of the learned update, which the paper reports also works).
+
+Each step renders the stack at the reference frame and at a few neighbouring frames (homography warp of every
+layer + "over" compositing, composite.py) and lowers the L1 difference to the frames, on static pixels only:
+the motion masks keep the moving objects of the other frames out, while the reference frame is fitted
+everywhere (so what moves is kept where it was at the reference time). Alpha is kept smooth (total variation)
+and sparse (an L1 pull towards transparent), as the layers' regulariser Phi of the paper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import geometry
+from .composite import linear_to_srgb, over, sample_layers, srgb_to_linear
+from .stack import LayerStack, View
+
+CLEAR_ALPHA = 0.03
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    sources_per_step: int = 2
+    colour_rate: float = 0.005       # gentle: faster rates sharpen colours against the resampling blur (measured: -1 to -2 dB held out)
+    alpha_rate: float = 0.002       # slow: Adam's normalised steps would otherwise smear opacity everywhere
+    reference_weight: float = 2.0
+    alpha_tv: float = 0.01
+    alpha_l1: float = 0.03
+    seed: int = 0
+
+
+@dataclass
+class _Target:
+    view: View
+    grid: torch.Tensor      # (D, H, W, 2)
+    depth: torch.Tensor     # (D, H, W)
+    valid: torch.Tensor     # (D, H, W)
+    fit: torch.Tensor       # (H, W) float: pixels that count
+
+
+def _target(stack: LayerStack, view: View) -> _Target:
+    """The fixed part of rendering the stack at `view`: where each layer lands (float32: ample at these sizes,
+    and the CPU's elementwise work halves)."""
+    _, height, width = view.image.shape
+    pose = geometry.relative_pose(stack.reference.world_from_camera.cpu(), view.world_from_camera.cpu())
+    rays = geometry.target_rays(view.K, pose.to(view.K.device), height, width)
+    rays = geometry.TargetRays(rays.origin.float(), rays.rays.float())
+    h = geometry.hits(stack.kind, rays, stack.distances[:, None, None].float(), stack.reference.K.float(), stack.size)
+    seen = h.valid[0] & (h.grid[0].abs() <= 1).all(-1)      # the backdrop is there: the layers cover the pixel
+    dtype = stack.colour.dtype
+    return _Target(view, h.grid.to(dtype), h.depth.to(dtype), h.valid, (seen & view.static).to(dtype))
+
+
+def render(stack_rgba: torch.Tensor, target: _Target):
+    """stack_rgba: linear colour + alpha."""
+    return over(sample_layers(stack_rgba, target.grid), target.depth, target.valid, linear=True)
+
+
+def refine(stack: LayerStack, sources: list[View], schedule: Schedule,
+           progress: Callable[[float], None] = lambda f: None) -> LayerStack:
+    """Optimise `stack` in place of a copy; returns the refined stack."""
+    reference = _target(stack, stack.reference)
+    targets = [_target(stack, v) for v in sources]
+    colour = srgb_to_linear(stack.colour).requires_grad_(True)   # linear: no conversion per rendered view
+    alpha = stack.alpha[1:].clone().requires_grad_(True)       # the backdrop stays opaque
+    opaque = stack.alpha[:1]
+    optimiser = torch.optim.Adam([{"params": [colour], "lr": schedule.colour_rate},
+                                  {"params": [alpha], "lr": schedule.alpha_rate}])
+    generator = torch.Generator().manual_seed(schedule.seed)
+    for step in range(schedule.steps):
+        optimiser.zero_grad(set_to_none=True)
+        rgba = torch.cat([colour, torch.cat([opaque, alpha], 0)], 1)
+        chosen = torch.randperm(len(targets), generator=generator)[:schedule.sources_per_step].tolist()
+        loss = schedule.reference_weight * _photometric(render(rgba, reference), reference)
+        for k in chosen:
+            loss = loss + _photometric(render(rgba, targets[k]), targets[k]) / max(len(chosen), 1)
+        tv = (alpha[..., 1:, :] - alpha[..., :-1, :]).abs().mean() + (alpha[..., 1:] - alpha[..., :-1]).abs().mean()
+        loss = loss + schedule.alpha_tv * tv + schedule.alpha_l1 * alpha.mean()
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            colour.clamp_(0, 1)
+            alpha.clamp_(0, 1)
+        progress((step + 1) / schedule.steps)
+    with torch.no_grad():
+        # Opacity the frames did not ask for (Adam's small steps on weak gradients) is cleared away.
+        alpha = torch.cat([opaque, torch.where(alpha < CLEAR_ALPHA, torch.zeros_like(alpha), alpha)], 0)
+        colour = match_reference(colour.detach(), alpha, srgb_to_linear(stack.reference.image))
+        return LayerStack(stack.kind, stack.distances, linear_to_srgb(colour), alpha, stack.reference)
+
+
+def match_reference(colour: torch.Tensor, alpha: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Colours (D, 3, H, W, linear) moved so that the stack composites to the reference frame (3, H, W, linear)
+    at the reference view: each pixel's residual goes into the layer that shows the most of it.
+
+    The fit to several frames leaves the reference view a few dB short of the frame itself (bilinear
+    resampling blurs what the other frames see, and the colours sharpen to compensate). The layers of
+    Zhou et al. 2018 take their colours from the reference image for the same reason: the reference view
+    must be exact, and the other frames decide what lies behind. Only the dominant layer is changed (by
+    residual / its weight, exact unless clipped to [0, 1]): faint layers in front keep their fitted colours,
+    so a small misplacement of them (a mesh is not the dense stack) does not show a correction meant for
+    another surface."""
+    a = alpha[:, 0]
+    log_clear = torch.log((1 - a).clamp(min=1e-6))
+    weights = a * torch.exp(torch.cumsum(log_clear.flip(0), 0).flip(0) - log_clear)
+    residual = reference - (weights[:, None] * colour).sum(0)
+    top = weights.max(0)
+    dominant = (torch.arange(len(a), device=a.device)[:, None, None] == top.indices[None])[:, None]
+    step = residual / top.values.clamp(min=0.05)
+    return torch.where(dominant, colour + step, colour).clamp(0, 1)
+
+
+def _photometric(composite, target: _Target) -> torch.Tensor:
+    difference = (composite.rgb - target.view.image).abs().mean(0)
+    return (difference * target.fit).sum() / target.fit.sum().clamp(min=1)

@@ -9,8 +9,8 @@ Only modules that need nothing but numpy and the standard library belong here: t
 Blender's Python, which has neither torch nor OpenCV.
 """
 try:
-    from ..exporters import cameras_json, conventions, job_manifest, ply
+    from ..exporters import cameras_json, conventions, job_manifest, layers_json, ply, tracks_npz
 except ImportError:  # "attempted relative import beyond top-level package"
-    from exporters import cameras_json, conventions, job_manifest, ply
+    from exporters import cameras_json, conventions, job_manifest, layers_json, ply, tracks_npz
 
-__all__ = ["cameras_json", "conventions", "job_manifest", "ply"]
+__all__ = ["cameras_json", "conventions", "job_manifest", "layers_json", "ply", "tracks_npz"]

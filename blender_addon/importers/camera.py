@@ -121,7 +121,7 @@ def create(data: CameraData, shot: Shot) -> Built:
     obj.rotation_mode = "XYZ"
     location = anim.matrix_world[:, :3, 3]
     rotation = _euler_path(anim.matrix_world[:, :3, :3])
-    fcurves = _new_fcurves(obj, f"{name} Action")
+    fcurves = new_fcurves(obj, f"{name} Action")
     for axis in range(3):
         _keyframes(fcurves, "location", axis, frames, location[:, axis])
         _keyframes(fcurves, "rotation_euler", axis, frames, rotation[:, axis])
@@ -138,7 +138,7 @@ def create(data: CameraData, shot: Shot) -> Built:
         setattr(camera_data, prop, float(values[0]))
         if not np.allclose(values, values[0], rtol=1e-7, atol=1e-9):  # animate only what varies
             if data_fcurves is None:
-                data_fcurves = _new_fcurves(camera_data, f"{name} Lens Action")
+                data_fcurves = new_fcurves(camera_data, f"{name} Lens Action")
             _keyframes(data_fcurves, prop, 0, frames, values)
     # Keep the clipping range around the scene: solved worlds are scaled to a camera height of 1.5 units.
     camera_data.clip_start, camera_data.clip_end = 0.01, 1000.0
@@ -162,7 +162,7 @@ def _euler_path(rotations: np.ndarray) -> np.ndarray:
     return out
 
 
-def _new_fcurves(id_data, action_name: str):
+def new_fcurves(id_data, action_name: str):
     """A new action on `id_data`; returns the collection to add its F-curves to."""
     action = bpy.data.actions.new(action_name)
     animation_data = id_data.animation_data_create()

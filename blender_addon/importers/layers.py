@@ -25,13 +25,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..shared_formats import conventions
+from ..shared_formats import conventions, layers_json
 from .base import Built, ImportFailed, JobFolder, Shot, tag
-
-try:  # the extension's own copy of exporters (see shared_formats.py for why two spellings)
-    from ...exporters import layers_json
-except ImportError:
-    from exporters import layers_json
 
 NAME = "layers"
 LABEL = "Layered Meshes"

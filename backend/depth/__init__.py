@@ -1,0 +1,16 @@
+"""Depth and object motion learned from the shot itself (Li, Gordon, Zhao, Casser & Angelova, CoRL 2020,
+*Unsupervised Monocular Depth Learning in Dynamic Scenes*), trained per shot (test-time optimisation).
+
+One module per step; `backend/stages/depth.py` orchestrates:
+
+    shot.py         the job's inputs as arrays: frames, cameras, sparse points, motion masks, flow pairs
+    geometry.py     pinhole unprojection/projection/warping in torch (OpenCV axes, pixel centres at i+0.5)
+    triangulate.py  depth of static pixels from the flow and known cameras (the strong signal)
+    networks.py     the depth network (U-Net, disparity) and the motion network (ego-motion, intrinsics,
+                    residual translation field)
+    losses.py       photometric L1 + SSIM, edge-aware smoothness, motion regularisers, cycle consistency
+    train.py        the training schedule (initialisation, clipping, staged freezing, ramp-in)
+    diagnose.py     which failure mode of the seed happened, if any; temporal consistency
+    outputs.py      depth/NNNNN.exr, depth/motion, depth/confidence, depth/depth.json
+    ego_motion.py   the solve stage's fallback: cameras from the learned ego-motion and intrinsics
+"""

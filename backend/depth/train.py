@@ -1,0 +1,328 @@
+"""Training the depth and motion networks on one shot (test-time optimisation) with the seed's defences
+against its three failure modes:
+
+- depth collapsing to tiny values with huge motion: the depth network starts from the triangulated depth
+  (or a constant median depth when cameras are learned) and its correction is bounded (DepthNet);
+  gradients are clipped (CLIP_NORM);
+- everything explained by object motion: the residual translation field is frozen (held at zero) for the
+  first FREEZE share of the steps, then ramped in over RAMP; its sparsity costs SPARSITY_OUTSIDE times more
+  outside the solve's motion masks; moving pixels are left out of the photometric terms while it is frozen;
+- "lazy" zero motion: the motion network's last layer starts small but random, not zero, and the clipping
+  is loose enough not to starve it.
+
+Cameras: with the solve's cameras, poses and intrinsics are fixed (they are better than anything learned
+here: ATE < 0.5 %, focal < 1 %). Without them (`learn_cameras`), per-frame poses and one shared pinhole
+(focal length, principal point) are learned. The paper's motion network predicts ego-motion and intrinsics
+per frame pair from its bottleneck; on a single shot, per-frame pose parameters are the same thing with
+the network's amortisation removed: they converge faster and are consistent by construction, so the
+rotation-cycle term is identically zero and only the translation cycle (residual field) remains.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import geometry as G
+from . import losses as L
+from .networks import DepthNet, MotionNet
+from .prior import contact_fill, fill_log_depth
+from .shot import ShotInputs
+from .triangulate import triangulate_shot
+
+BASE_STEPS = {"preview": 500, "final": 2000}
+PAIRS_PER_STEP = {"preview": 2, "final": 8}
+WIDTHS = {"preview": (8, 16, 24, 32), "final": (16, 24, 32, 48)}
+#: Network input scale (depth, motion): the depth network corrects a full-resolution prior, so its correction
+#: can be coarser; the residual motion field is piecewise smooth by design.
+SCALES = {"preview": (1.0, 0.5), "final": (1.0, 0.5)}
+#: The losses are evaluated at this share of the working resolution; the depth network's correction is
+#: upsampled onto the full-resolution prior (what keeps a preview step cheap on two cores).
+TRAIN_SCALE = {"preview": 0.5, "final": 1.0}
+
+
+def _down(a: np.ndarray, scale: float, interpolation=None) -> np.ndarray:
+    """(F, H, W, ...) resized by `scale` frame by frame (area for images, nearest for masks)."""
+    import cv2
+
+    if scale == 1.0:
+        return a
+    interpolation = cv2.INTER_AREA if interpolation is None else interpolation
+    f, h, w = a.shape[:3]
+    size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
+    out = [cv2.resize(x.astype(np.float32) if x.dtype == bool else x, size, interpolation=interpolation) for x in a]
+    out = np.stack(out)
+    return out > 0.5 if a.dtype == bool else out
+FREEZE, RAMP = 0.2, 0.2
+CLIP_NORM = 1.0
+#: Flow errors are clipped here (pixels at the training resolution): far enough that a moving object whose
+#: static warp misses by several pixels still pulls on the residual field, near enough to bound outliers.
+FLOW_CLAMP_PX = 20.0
+SPARSITY_OUTSIDE = 10.0
+LR = 1e-3
+MOTION_LR = 5e-3   # the residual field has half the steps (frozen first) and must not stay "lazy"
+
+
+@dataclass
+class TrainResult:
+    log_depth: np.ndarray          # (F, H, W) natural log of planar depth, world units
+    motion: np.ndarray             # (F, H, W, 3) residual translation t -> t+1, world axes and units
+    confidence: np.ndarray         # (F, H, W) in [0, 1]
+    K: np.ndarray                  # (F, 3, 3) used or learned
+    world_from_camera: np.ndarray  # (F, 4, 4) used or learned
+    learned_cameras: bool
+    steps: int
+    seconds: float
+    losses: dict = field(default_factory=dict)         # final running means
+    loss_history: list = field(default_factory=list)   # [(step, total)]
+    prior_coverage: float = 0.0
+    median_depth: float = 1.0
+
+
+class _Cameras(torch.nn.Module):
+    """Per-frame poses and one shared pinhole, learned (cameras withheld) or fixed (from the solve)."""
+
+    def __init__(self, shot: ShotInputs, device, learn: bool, scale=(1.0, 1.0), size=None):
+        """scale: (sx, sy) from working pixels to training pixels; size: (h, w) of the training images."""
+        super().__init__()
+        n, (h, w) = shot.frames, size or shot.size
+        self.learn, self.h, self.w = learn, h, w
+        if learn:
+            self.rot = torch.nn.Parameter(torch.zeros(n, 3, device=device))
+            self.trans = torch.nn.Parameter(torch.zeros(n, 3, device=device))
+            self.log_f = torch.nn.Parameter(torch.tensor(math.log(max(w, h)), device=device))
+            self.pp = torch.nn.Parameter(torch.zeros(2, device=device))
+        else:
+            wfc = torch.as_tensor(shot.world_from_camera, dtype=torch.float32, device=device)
+            self.register_buffer("wfc", wfc)
+            K = np.array(shot.K, np.float64)
+            K[:, 0] *= scale[0]
+            K[:, 1] *= scale[1]
+            self.register_buffer("Kfix", torch.as_tensor(K, dtype=torch.float32, device=device))
+
+    def world_from_camera(self, idx: torch.Tensor) -> torch.Tensor:
+        if not self.learn:
+            return self.wfc[idx]
+        # frame 0 is the origin: its parameters are masked out so the gauge stays fixed
+        keep = (idx != 0).float()[:, None]
+        m = torch.eye(4, device=idx.device).repeat(len(idx), 1, 1)
+        m[:, :3, :3] = G.axis_angle_to_matrix(self.rot[idx] * keep)
+        m[:, :3, 3] = self.trans[idx] * keep
+        return m
+
+    def K(self, idx: torch.Tensor) -> torch.Tensor:
+        if not self.learn:
+            return self.Kfix[idx]
+        f = torch.exp(self.log_f).expand(len(idx))
+        cx = (self.w / 2 + self.pp[0] * self.w * 0.05).expand(len(idx))
+        cy = (self.h / 2 + self.pp[1] * self.h * 0.05).expand(len(idx))
+        return G.intrinsics_matrix(f, f, cx, cy)
+
+
+def _ramp(step: int, steps: int) -> float:
+    u = step / max(steps, 1)
+    return float(np.clip((u - FREEZE) / RAMP, 0.0, 1.0))
+
+
+def train(shot: ShotInputs, device: str, quality: str = "preview", effort: float = 1.0, learn_cameras: bool = False,
+          progress=None, seed: int = 0) -> TrainResult:
+    """Train on `shot`; progress(fraction, message) is called now and then.
+
+    On the CPU the training runs on one intra-op thread: its tensors are small (a few thousand pixels per
+    layer) and torch's threading costs more than it gains -- measured on the 24-frame test shot, 20 steps took
+    3.4 s of CPU with one thread and 62 s with two on a busy 2-core machine (OpenMP workers spinning)."""
+    if torch.device(device).type != "cpu":
+        return _train(shot, device, quality, effort, learn_cameras, progress, seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(shot, device, quality, effort, learn_cameras, progress, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cameras: bool, progress,
+           seed: int) -> TrainResult:
+    started = time.monotonic()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    learn = learn_cameras or not shot.has_cameras
+    n = shot.frames
+    if learn:
+        tri_depth = np.zeros((n, *shot.size), np.float32)
+        tri_conf = np.zeros((n, *shot.size), np.float32)
+        log_median = 0.0
+        log_prior = np.zeros((n, *shot.size), np.float32)
+    else:
+        tri_depth, tri_conf = triangulate_shot(shot)
+        known = tri_depth > 0
+        log_median = float(np.median(np.log(tri_depth[known]))) if known.any() else 0.0
+        log_prior = np.stack([contact_fill(fill_log_depth(d, c), d > 0, m)
+                              for d, c, m in zip(tri_depth, tri_conf, shot.moving)]) - log_median
+    import cv2
+
+    dev = torch.device(device)
+    full_prior = log_prior
+    sc = TRAIN_SCALE[quality]
+    rgb = torch.as_tensor(_down(shot.rgb, sc), device=dev).permute(0, 3, 1, 2).contiguous()
+    h, w = rgb.shape[-2:]
+    sx, sy = w / shot.size[1], h / shot.size[0]
+    moving = torch.as_tensor(_down(shot.moving, sc, cv2.INTER_NEAREST), device=dev)
+    prior = torch.as_tensor(_down(log_prior, sc), device=dev)[:, None]
+    conf = torch.as_tensor(_down(tri_conf, sc), device=dev)[:, None]
+    flow_np = _down(np.stack([p.flow for p in shot.pairs]), sc) * np.array([sx, sy], np.float32)
+    flows = torch.as_tensor(flow_np, device=dev)
+    valid = torch.as_tensor(_down(np.stack([p.valid for p in shot.pairs]), sc, cv2.INTER_NEAREST), device=dev)
+    pt = torch.as_tensor([p.t for p in shot.pairs], device=dev)
+    ps = torch.as_tensor([p.s for p in shot.pairs], device=dev)
+    median = math.exp(log_median)
+
+    depth_net = DepthNet(WIDTHS[quality], SCALES[quality][0]).to(dev)
+    motion_net = MotionNet(WIDTHS[quality], SCALES[quality][1]).to(dev)
+    cams = _Cameras(shot, dev, learn, (sx, sy), (h, w)).to(dev)
+    groups = [{"params": depth_net.parameters(), "lr": LR}, {"params": motion_net.parameters(), "lr": MOTION_LR}]
+    if learn:
+        groups.append({"params": cams.parameters(), "lr": 3e-3})
+    opt = torch.optim.Adam(groups)
+    steps = max(20, int(round(BASE_STEPS[quality] * effort)))
+    couples = len(shot.pairs) // 2  # pairs come as (t -> s, s -> t) couples
+    per_step = max(1, PAIRS_PER_STEP[quality] // 2)
+    pixels = G.pixel_grid(h, w, dev)
+    running: dict[str, float] = {}
+    history = []
+
+    def forward_pairs(idx: torch.Tensor, ramp: float, need_motion: bool):
+        frames = torch.unique(torch.cat([pt[idx], ps[idx]]))
+        logd_f = depth_net(rgb[frames], prior[frames], conf[frames])
+        where = {int(f): k for k, f in enumerate(frames)}
+        kt = torch.as_tensor([where[int(x)] for x in pt[idx]], device=dev)
+        ks = torch.as_tensor([where[int(x)] for x in ps[idx]], device=dev)
+        logd_t, logd_s = logd_f[kt], logd_f[ks]
+        K_t, K_s = cams.K(pt[idx]), cams.K(ps[idx])
+        s_from_t = torch.linalg.inv(cams.world_from_camera(ps[idx])) @ cams.world_from_camera(pt[idx])
+        X_t = G.unproject(torch.exp(logd_t + log_median), K_t)
+        X_s = G.transform(s_from_t[:, :3, :3], s_from_t[:, :3, 3], X_t)
+        residual = torch.zeros_like(X_s)
+        if need_motion:
+            residual = motion_net(rgb[pt[idx]], rgb[ps[idx]], logd_t[:, None], logd_s[:, None],
+                                  flows[idx].permute(0, 3, 1, 2) / 10.0, moving[pt[idx]][:, None].float()) * median
+            X_s = X_s + ramp * residual
+        p_s, z_s = G.project(X_s, K_s)
+        return dict(frames=frames, logd_f=logd_f, logd_t=logd_t, logd_s=logd_s, X_t=X_t, X_s=X_s, p_s=p_s, z_s=z_s,
+                    residual=residual, s_from_t=s_from_t, K_t=K_t)
+
+    for step in range(steps):
+        ramp = _ramp(step, steps)
+        train_motion = ramp > 0
+        c = torch.as_tensor(rng.choice(couples, size=min(per_step, couples), replace=False), device=dev)
+        idx = torch.stack([2 * c, 2 * c + 1], 1).reshape(-1)
+        out = forward_pairs(idx, ramp, train_motion)
+        p_s, z_s = out["p_s"], out["z_s"]
+        ok = G.inside(p_s, h, w) & (z_s > 1e-3 * median) & valid[idx]
+        static = ~moving[pt[idx]]
+        photo_mask = ok if train_motion else ok & static
+        warped = G.sample(rgb[ps[idx]], p_s)
+        target = rgb[pt[idx]]
+        l1, ssim = L.photometric(target, warped, photo_mask)
+        terms = {"rgb": l1, "ssim": ssim}
+        induced = p_s - pixels
+        flow_err = (induced - flows[idx]).abs().sum(-1).clamp(max=FLOW_CLAMP_PX)
+        terms["flow"] = L.masked_mean(flow_err, photo_mask)
+        d_s_at = G.sample(out["logd_s"][:, None], p_s)[:, 0] + log_median
+        terms["depth_consistency"] = L.masked_mean((torch.log(z_s.clamp(min=1e-6)) - d_s_at).abs(), photo_mask)
+        logd_t = out["logd_t"]
+        terms["prior"] = L.masked_mean((logd_t - prior[pt[idx], 0]).abs() * conf[pt[idx], 0], conf[pt[idx], 0] > 0)
+        terms["depth_smooth"] = L.edge_aware_smoothness(logd_t, target)
+        if train_motion:
+            T = out["residual"]
+            terms["motion_smooth"] = L.motion_smoothness(T / median)
+            weight = torch.where(moving[pt[idx]], 1.0, SPARSITY_OUTSIDE)
+            terms["motion_sparsity"] = L.motion_sparsity(T / median, weight)
+            # translation cycle: t -> s then s -> t returns to the start (couples are adjacent in idx)
+            back = torch.arange(len(idx), device=dev) ^ 1
+            R_ts = out["s_from_t"][:, :3, :3]
+            T_back = G.sample(T[back].permute(0, 3, 1, 2), p_s).permute(0, 2, 3, 1)
+            cyc = (torch.einsum("bji,bhwj->bhwi", R_ts, T) + T_back).norm(dim=-1) / torch.exp(logd_t + log_median)
+            terms["trans_cycle"] = L.masked_mean(cyc, ok)
+        total = sum(L.WEIGHTS[k] * v for k, v in terms.items())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(depth_net.parameters(), CLIP_NORM)
+        torch.nn.utils.clip_grad_norm_(motion_net.parameters(), CLIP_NORM)
+        if learn:
+            torch.nn.utils.clip_grad_norm_(cams.parameters(), CLIP_NORM)
+        opt.step()
+        for k, v in terms.items():
+            v = float(v.detach())
+            running[k] = 0.9 * running.get(k, v) + 0.1 * v
+        if step % 10 == 0 or step == steps - 1:
+            history.append((step, round(float(total.detach()), 5)))
+        if progress and step % 20 == 0:
+            progress(step / steps, f"training step {step}/{steps}, loss {float(total.detach()):.4f}")
+
+    result = _infer(shot, depth_net, motion_net, cams, rgb, prior, conf, moving, flows, valid, pt, ps, log_median,
+                    _down(tri_conf, sc), forward_pairs)
+    result = _to_full_resolution(result, shot, full_prior + log_median, tri_conf, (sx, sy))
+    result.learned_cameras = learn
+    result.steps = steps
+    result.seconds = time.monotonic() - started
+    result.losses = {k: round(v, 6) for k, v in running.items()}
+    result.loss_history = history
+    result.prior_coverage = float((tri_depth > 0).mean())
+    result.median_depth = median
+    return result
+
+
+def _to_full_resolution(result: TrainResult, shot: ShotInputs, full_log_prior: np.ndarray, full_conf: np.ndarray,
+                        scale) -> TrainResult:
+    """The training-resolution answer on the working resolution: the network's correction of the prior and
+    the motion/confidence maps upsampled (bilinear), added to / shown on the full-resolution prior."""
+    import cv2
+
+    h, w = shot.size
+    if result.log_depth.shape[1:] == (h, w):
+        return result
+    small_prior = _down(full_log_prior, result.log_depth.shape[2] / w)
+    up = lambda a: np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in a])  # noqa: E731
+    result.log_depth = full_log_prior + up((result.log_depth - small_prior).astype(np.float32))
+    result.motion = up(result.motion.astype(np.float32))
+    result.confidence = np.clip(up(result.confidence.astype(np.float32)), 0, 1)
+    result.K = result.K.copy()
+    result.K[:, 0] /= scale[0]
+    result.K[:, 1] /= scale[1]
+    return result
+
+
+@torch.no_grad()
+def _infer(shot, depth_net, motion_net, cams, rgb, prior, conf, moving, flows, valid, pt, ps, log_median, tri_conf,
+           forward_pairs) -> TrainResult:
+    n, (h, w) = shot.frames, rgb.shape[-2:]
+    dev = rgb.device
+    log_depth = torch.cat([depth_net(rgb[i:i + 4], prior[i:i + 4], conf[i:i + 4]) for i in range(0, n, 4)]) + log_median
+    frames = torch.arange(n, device=dev)
+    wfc = cams.world_from_camera(frames)
+    K = cams.K(frames)
+    motion = torch.zeros(n, h, w, 3, device=dev)
+    agreement = torch.zeros(n, h, w, device=dev)
+    counts = torch.zeros(n, 1, 1, device=dev)
+    gap1 = [k for k, p in enumerate(shot.pairs) if abs(p.s - p.t) == 1]
+    for k in gap1:
+        idx = torch.as_tensor([k], device=dev)
+        out = forward_pairs(idx, 1.0, True)
+        t, s = int(pt[k]), int(ps[k])
+        world_T = torch.einsum("ij,hwj->hwi", wfc[s, :3, :3], out["residual"][0])
+        if s == t + 1:
+            motion[t] = world_T
+        elif t == n - 1:
+            motion[t] = -world_T  # the last frame has no successor: its motion backwards, reversed
+        ok = G.inside(out["p_s"], h, w)[0] & valid[k]
+        d_s_at = G.sample(out["logd_s"][:, None], out["p_s"])[0, 0] + log_median
+        err = (torch.log(out["z_s"][0].clamp(min=1e-6)) - d_s_at).abs()
+        agreement[t] += torch.where(ok, torch.exp(-err / 0.05), torch.zeros_like(err))
+        counts[t] += 1
+    confidence = 0.5 * (agreement / counts.clamp(min=1)) + 0.5 * torch.as_tensor(tri_conf, device=dev)
+    return TrainResult(log_depth.cpu().numpy(), motion.cpu().numpy(), confidence.clamp(0, 1).cpu().numpy(),
+                       K.cpu().double().numpy(), wfc.cpu().double().numpy(), False, 0, 0.0)

@@ -1,0 +1,95 @@
+"""Stage `depth`: per-frame planar depth in world units and the residual (object) motion field, learned on
+the shot itself (Li et al. 2020; backend/depth/ has one module per step, docs/depth.md the method).
+
+Reads frames, flow (gaps 1, 2, 4), camera/cameras.json + camera/points.ply (the solve; without them the
+cameras are learned too) and masks/motion. Writes depth/NNNNN.exr, depth/motion/, depth/confidence/ and
+depth/depth.json (see backend/depth/outputs.py).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ..depth import diagnose, outputs, shot as shot_inputs, train
+from ..errors import ShotfieldError
+from . import Stage
+
+
+def _sparse_scale(shot, depth: np.ndarray) -> dict:
+    """How the solve's sparse points agree with the depth maps: median of point depth / map depth over the
+    points that project into each frame. 1 means the maps are in the world units of cameras.json."""
+    if shot.points is None or len(shot.points) == 0:
+        return {"points": 0, "median_ratio": None}
+    ratios = []
+    h, w = depth.shape[1:]
+    for t in range(len(depth)):
+        cam_from_world = np.linalg.inv(shot.world_from_camera[t])
+        cam = shot.points @ cam_from_world[:3, :3].T + cam_from_world[:3, 3]
+        z = cam[:, 2]
+        front = z > 0
+        uv = (cam[front] @ shot.K[t].T)[:, :2] / z[front, None]
+        x, y = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        d = depth[t, y[inside], x[inside]]
+        ok = ~shot.moving[t, y[inside], x[inside]] & (d > 0)
+        ratios.append(z[front][inside][ok] / d[ok])
+    r = np.concatenate(ratios) if ratios else np.zeros(0)
+    if r.size == 0:
+        return {"points": 0, "median_ratio": None}
+    return {"points": int(r.size), "median_ratio": round(float(np.median(r)), 5),
+            "within_10_percent": round(float(np.mean(np.abs(r - 1) < 0.1)), 4)}
+
+
+def run(ctx) -> dict[str, str]:
+    started = time.monotonic()
+    ctx.progress(0.0, "reading frames, flow, cameras")
+    shot = shot_inputs.load_shot(ctx.path)
+    if not shot.pairs:
+        raise ShotfieldError("depth: the job has no optical flow for gaps 1, 2 or 4; run the 'flow' stage again")
+    if not shot.has_cameras:
+        ctx.job.log("depth: no solved cameras of this shot's size; learning ego-motion and intrinsics too")
+    result = train.train(shot, ctx.device, ctx.settings.quality, ctx.settings.effort,
+                         progress=lambda f, m: ctx.progress(0.05 + 0.85 * f, m))
+    depth = np.exp(result.log_depth).astype(np.float32)
+    ctx.progress(0.92, "checking the result")
+    moving = shot.moving
+    flows = {p.t: p.flow for p in shot.pairs if p.s == p.t + 1}
+    check = diagnose.failure_modes(depth, result.motion, moving, result.world_from_camera, result.K,
+                                   result.median_depth if not result.learned_cameras else None, flows)
+    consistency = diagnose.temporal_consistency(depth, result.K, result.world_from_camera, moving)
+    scale = _sparse_scale(shot, depth) if shot.has_cameras else {"points": 0, "median_ratio": None}
+    ctx.job.log(f"depth: failure-mode check: {check['mode']} {check['facts']}")
+    ctx.job.log(f"depth: temporal consistency (static, t -> t+1): {consistency}")
+    summary = {
+        "format": "shotfield-depth", "version": 1,
+        "frames": shot.frames, "width": shot.size[1], "height": shot.size[0],
+        "depth": "planar (along the optical axis), channel Z, world units of camera/cameras.json; 0 or inf = unknown",
+        "scale_source": ("solved cameras (world units of cameras.json); sparse points as a check"
+                         if not result.learned_cameras else "learned cameras: median depth of the first frames = 1"),
+        "sparse_points": scale,
+        "cameras": "learned" if result.learned_cameras else "solve (fixed)",
+        "triangulated_coverage": round(result.prior_coverage, 4),
+        "failure_check": check,
+        "temporal_consistency": consistency,
+        "losses": result.losses,
+        "loss_history": result.loss_history,
+        "steps": result.steps, "effort": ctx.settings.effort, "quality": ctx.settings.quality, "device": ctx.device,
+        "seconds": {"training": round(result.seconds, 2), "total": round(time.monotonic() - started, 2)},
+    }
+    ctx.progress(0.95, "writing depth, motion and confidence")
+    outputs.write_outputs(ctx.path, depth, result.motion, result.confidence, summary)
+    ctx.job.log(f"depth: {result.steps} steps in {result.seconds:.1f} s on {ctx.device}")
+    ctx.progress(1.0, "done")
+    return {"depth": "depth", "object_motion": "depth/motion", "depth_confidence": "depth/confidence",
+            "depth_summary": "depth/depth.json"}
+
+
+STAGE = Stage(
+    name="depth",
+    run=run,
+    requires=("flow", "solve"),
+    settings_fields=("quality", "effort"),
+    outputs=("depth/00000.exr", "depth/depth.json"),
+    uses_torch=True,
+    flow_gaps=shot_inputs.DEPTH_GAPS,
+)

@@ -1,0 +1,160 @@
+"""Stage `depth`: Shotfield's depth (learned on the shot, backend/depth/) against depth a user could get
+otherwise, on the test shots (scored against their exact depth):
+
+- "sparse-points-griddata": the solve's sparse SfM points projected into each frame and interpolated
+  (scipy griddata, linear inside their hull, nearest outside);
+- "pycolmap-dense-stereo": COLMAP's PatchMatch stereo, which needs CUDA (reported, not run, without it).
+
+Scores (backend/metrics/depth.py): AbsRel and δ<1.25 with ONE global scale for the whole shot, the scale of
+the Sim(3) that aligns the solved camera path with the true one (backend/metrics/camera.py; VFX needs one
+consistent scale), and with per-frame median scaling; the same on the moving objects and on the static set
+(gt/object_index), and their ratio; temporal consistency (depth.json). Costs: wall time and peak memory of
+`shotfield run --stages ingest,flow,solve,depth` (run_measured) and the depth stage's own seconds.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from backend.metrics.camera import align_trajectories
+from backend.metrics.depth import depth_errors
+from exporters import ply
+from exporters.cameras_json import read_cameras
+from exporters.exr import read_depth_exr
+
+from .records import Record, StageBenchmark
+from .runs import Context, log, run_measured, shotfield_command, shotfield_supports, tail
+from .shots import Shot
+
+STAGES = "ingest,flow,solve,depth"
+BARS = {"abs_rel_global": 0.06, "delta1_global": 0.95, "moving_static_ratio": 1.5, "preview_minutes_default": 5.0}
+
+
+def _dense_stereo_available() -> bool:
+    try:
+        import pycolmap
+
+        return bool(getattr(pycolmap, "has_cuda", False))
+    except ImportError:
+        return False
+
+
+PEERS = {"sparse-points-griddata": "scipy griddata of the solve's sparse points",
+         "pycolmap-dense-stereo": "pycolmap patch_match_stereo (CUDA only)"}
+
+
+def sparse_points_depth(job: Path) -> np.ndarray:
+    """The peer: per frame, the sparse points' planar depths interpolated over the image."""
+    from scipy.interpolate import griddata
+
+    cams = read_cameras(job / "camera" / "cameras.json")
+    points = ply.points_and_colours(job / "camera" / "points.ply")[0].astype(np.float64)
+    h, w = cams.height, cams.width
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    out = np.zeros((len(cams.frames), h, w), np.float32)
+    for i, (K, wfc) in enumerate(zip(cams.K, cams.world_from_camera)):
+        cfw = np.linalg.inv(wfc)
+        cam = points @ cfw[:3, :3].T + cfw[:3, 3]
+        cam = cam[cam[:, 2] > 0]
+        uv = (cam @ K.T)[:, :2] / cam[:, 2:3]
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+        uv, z = uv[inside], cam[inside, 2]
+        if len(z) < 4:
+            continue
+        lin = griddata(uv, z, (xs, ys), method="linear")
+        near = griddata(uv, z, (xs, ys), method="nearest")
+        out[i] = np.where(np.isfinite(lin), lin, near)
+    return out
+
+
+def evaluate(pred: np.ndarray, job: Path, gt: Path) -> dict:
+    """Metrics of a (F, H, W) depth in the job's world units against the shot's ground truth."""
+    n = len(pred)
+    gt_depth = np.stack([read_depth_exr(gt / "depth" / f"{i:05d}.exr") for i in range(n)])
+    objects = np.stack([cv2.imread(str(gt / "object_index" / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED) for i in range(n)])
+    est = read_cameras(job / "camera" / "cameras.json").world_from_camera
+    true = read_cameras(gt / "cameras.json").world_from_camera
+    scale = float(align_trajectories(est, true).sim3.scale)
+    g = depth_errors(pred * scale, gt_depth)
+    static = depth_errors(pred * scale, gt_depth, mask=objects == 0)
+    moving = depth_errors(pred * scale, gt_depth, mask=objects > 0)
+    per_frame = [depth_errors(pred[i], gt_depth[i], median_scaling=True) for i in range(n)]
+    m = {"global_scale": scale, "abs_rel_global": g.abs_rel, "delta1_global": g.delta1, "coverage": g.coverage,
+         "abs_rel_static": static.abs_rel, "abs_rel_moving": moving.abs_rel,
+         "moving_static_ratio": moving.abs_rel / static.abs_rel if static.abs_rel else None,
+         "abs_rel_median_scaled": float(np.mean([e.abs_rel for e in per_frame])),
+         "delta1_median_scaled": float(np.mean([e.delta1 for e in per_frame]))}
+    return m
+
+
+def bench_depth(ctx: Context, shot: Shot) -> list[Record]:
+    work = ctx.work / "depth" / shot.slug
+    ours = Record("depth", shot.name, f"shotfield ({ctx.quality})", "shotfield")
+    grid = Record("depth", shot.name, "sparse-points-griddata", "peer")
+    stereo = Record("depth", shot.name, "pycolmap-dense-stereo", "peer")
+    if not _dense_stereo_available():
+        stereo.error = "pycolmap's patch_match_stereo needs CUDA; this pycolmap has none (cannot run here)"
+    job = work / "shotfield"
+    for rep in range(ctx.repeats):
+        shutil.rmtree(job, ignore_errors=True)
+        cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", STAGES, "--quality", ctx.quality]
+        for flag, value in (("--device", ctx.device), ("--long-side", shot.long_side)):
+            if value is not None and shotfield_supports(flag):
+                cmd += [flag, str(value)]
+        if shotfield_supports("--no-progress"):
+            cmd.append("--no-progress")
+        run = run_measured(cmd, work / "shotfield.log")
+        if run.returncode != 0:
+            ours.error = f"exit {run.returncode}: {tail(run.log, 1)}"
+            log(f"  shotfield failed: {tail(run.log)}")
+            break
+        stage = json.loads((job / "job.json").read_text())["stages"]["depth"]
+        ours.wall_s.append(run.wall_s)
+        ours.peak_mb.append(run.peak_mb)
+        ours.compute_s.append(stage.get("seconds"))
+        started = time.perf_counter()
+        peer_depth = sparse_points_depth(job)
+        grid.compute_s.append(time.perf_counter() - started)
+        log(f"  depth/{shot.name}: repeat {rep + 1}/{ctx.repeats} done")
+    if ours.error is None and shot.gt is not None:
+        n = len(list((job / "depth").glob("[0-9]*.exr")))
+        pred = np.stack([read_depth_exr(job / "depth" / f"{i:05d}.exr") for i in range(n)])
+        ours.metrics = evaluate(pred, job, shot.gt)
+        summary = json.loads((job / "depth" / "depth.json").read_text())
+        ours.metrics["temporal_median_rel"] = summary["temporal_consistency"]["median_rel"]
+        ours.metrics["failure_mode"] = summary["failure_check"]["mode"]
+        ours.details = {"depth_json": {k: summary[k] for k in ("losses", "steps", "seconds", "sparse_points")}}
+        grid.metrics = evaluate(peer_depth, job, shot.gt)
+    elif ours.error is not None:
+        grid.error = "needs the solve of the Shotfield run, which failed"
+    return [ours, grid, stereo]
+
+
+COLUMNS = [("abs_rel_global", "AbsRel (global)", "{:.4f}"), ("delta1_global", "δ<1.25 (global)", "{:.4f}"),
+           ("abs_rel_median_scaled", "AbsRel (median)", "{:.4f}"), ("delta1_median_scaled", "δ<1.25 (median)", "{:.4f}"),
+           ("abs_rel_static", "AbsRel static", "{:.4f}"), ("abs_rel_moving", "AbsRel moving", "{:.4f}"),
+           ("moving_static_ratio", "moving/static", "{:.2f}"), ("temporal_median_rel", "temporal med", "{:.4f}")]
+
+
+def summary(records: list[Record]) -> tuple[str, list]:
+    lines, out = [], []
+    for r in records:
+        if r.stage != "depth" or r.role != "shotfield" or r.error or not r.metrics:
+            continue
+        m = r.metrics
+        checks = {"abs_rel_global": m["abs_rel_global"] <= BARS["abs_rel_global"],
+                  "delta1_global": m["delta1_global"] >= BARS["delta1_global"],
+                  "moving_static_ratio": (m["moving_static_ratio"] or 99) <= BARS["moving_static_ratio"]}
+        if r.shot == "default" and r.wall_s:
+            checks["preview_minutes"] = float(np.median(r.compute_s)) / 60 <= BARS["preview_minutes_default"]
+        lines.append(f"depth/{r.shot}: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in checks.items()))
+        out.append({"shot": r.shot, "checks": checks})
+    return "\n".join(lines), out
+
+
+BENCHMARK = StageBenchmark(bench_depth, COLUMNS, summary)

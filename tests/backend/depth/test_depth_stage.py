@@ -1,0 +1,76 @@
+"""The depth stage end to end on the test shot (pipeline_job at TEST_EFFORT): the DESIGN.md contract of
+depth/NNNNN.exr, the motion and confidence maps, depth.json, and accuracy against the exact depth (loose
+bounds here; the issue's bars are measured by scripts/benchmarks/depth.py)."""
+import json
+
+import numpy as np
+import pytest
+
+from backend.metrics.camera import align_trajectories
+from backend.metrics.depth import depth_errors
+from exporters.cameras_json import read_cameras
+from exporters.exr import read_depth_exr, read_exr
+
+
+@pytest.fixture(scope="module")
+def depth_job(pipeline_job):
+    return pipeline_job("depth")
+
+
+def _depths(job, n):
+    return np.stack([read_depth_exr(job / "depth" / f"{i:05d}.exr") for i in range(n)])
+
+
+def test_contract_files(depth_job, test_shot):
+    n = test_shot.frame_count
+    w, h = test_shot.size
+    for i in range(n):
+        assert list(read_exr(depth_job / "depth" / f"{i:05d}.exr")) == ["Z"]
+        motion = read_exr(depth_job / "depth" / "motion" / f"{i:05d}.exr")
+        assert sorted(motion) == ["X", "Y", "Z"] and motion["X"].shape == (h, w)
+        conf = read_exr(depth_job / "depth" / "confidence" / f"{i:05d}.exr")["Y"]
+        assert conf.min() >= 0 and conf.max() <= 1
+        assert (depth_job / "depth" / "compositor" / f"{i:05d}.exr").is_file()
+    d = _depths(depth_job, n)
+    assert d.shape == (n, h, w) and np.all(np.isfinite(d)) and np.all(d > 0)
+    summary = json.loads((depth_job / "depth" / "depth.json").read_text())
+    assert summary["failure_check"]["mode"] in ("none", "collapse", "motion_explains_all", "lazy")
+    assert summary["cameras"] == "solve (fixed)"
+    # the sparse SfM points sit on the depth maps: the maps are in the world units of cameras.json
+    assert abs(summary["sparse_points"]["median_ratio"] - 1) < 0.05
+    assert summary["temporal_consistency"]["median_rel"] < 0.05
+    assert summary["steps"] >= 20
+
+
+def test_depth_is_accurate_with_one_global_scale(depth_job, test_shot):
+    n = test_shot.frame_count
+    pred = _depths(depth_job, n)
+    gt = np.stack([test_shot.depth(i) for i in range(n)])
+    scale = align_trajectories(read_cameras(depth_job / "camera" / "cameras.json").world_from_camera,
+                               test_shot.cameras().world_from_camera).sim3.scale
+    e = depth_errors(pred * scale, gt)
+    assert e.coverage == 1.0
+    assert e.abs_rel < 0.1 and e.delta1 > 0.9, e
+
+
+def _motion_ratio(job, shot):
+    n = shot.frame_count
+    mag = np.stack([np.linalg.norm(np.stack(list(read_exr(job / "depth" / "motion" / f"{i:05d}.exr").values()), -1), axis=-1)
+                    for i in range(n - 1)])
+    objects = np.stack([shot.object_index(i) for i in range(n - 1)])
+    return mag[objects > 0].mean() / max(mag[objects == 0].mean(), 1e-12)
+
+
+def test_failure_check_tells_the_truth_about_object_motion(depth_job, test_shot):
+    """The check must call a residual field that does not single out the moving objects "lazy"."""
+    mode = json.loads((depth_job / "depth" / "depth.json").read_text())["failure_check"]["mode"]
+    if _motion_ratio(depth_job, test_shot) < 1.5:
+        assert mode == "lazy"
+    else:
+        assert mode != "lazy"
+
+
+@pytest.mark.xfail(strict=True, reason="known: at test effort the residual field stays nearly uniform ('lazy'); "
+                                       "see docs/depth.md")
+def test_object_motion_is_on_the_moving_objects(depth_job, test_shot):
+    assert _motion_ratio(depth_job, test_shot) > 3

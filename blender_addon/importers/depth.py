@@ -119,4 +119,21 @@ def create(data: DepthData, shot: Shot) -> Built:
     check = (data.summary.get("failure_check") or {}).get("mode")
     if check and check != "none":
         warnings.append(f"the depth training reports failure mode '{check}' (see depth/depth.json)")
-    return Built(objects=[], last_frame_index=data.count - 1, warnings=warnings)
+    return Built(objects=[], last_frame_index=data.count - 1, warnings=warnings,
+                 scene_setup=lambda scene: add_to_compositor(scene, group))
+
+
+def add_to_compositor(scene, group) -> None:
+    """Put the depth group in `scene`'s compositor, fed by the render, its outputs free: an artist links
+    Defocused, Depth or Mist to where they need it (the final image stays as it was)."""
+    scene.use_nodes = True
+    tree = scene.node_tree
+    # A re-import made a new group: the node of the job's previous depth group goes (that group is then unused).
+    for node in [n for n in tree.nodes if n.bl_idname == "CompositorNodeGroup" and n.node_tree is not None
+                 and n.node_tree.get("shotfield_job") == group["shotfield_job"] and "shotfield_depth_range" in n.node_tree]:
+        tree.nodes.remove(node)
+    layers = next((n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"), None) or tree.nodes.new("CompositorNodeRLayers")
+    node = tree.nodes.new("CompositorNodeGroup")
+    node.node_tree, node.label = group, "Shot depth (Depth, Mist, Defocused)"
+    node.location = (layers.location.x + 300, layers.location.y - 300)
+    tree.links.new(layers.outputs["Image"], node.inputs["Image"])

@@ -46,6 +46,12 @@ def test_import_builds_sequence_and_node_group(tmp_path):
     assert {s.name for s in group.interface.items_tree if s.in_out == "OUTPUT"} == {"Depth", "Mist", "Defocused"}
     near, far = group["shotfield_depth_range"]
     assert 0.5 <= near < far <= 60.0
+    # In the scene's compositor, fed by the render, the final image left as it was.
+    users = [n for n in scene.node_tree.nodes if n.bl_idname == "CompositorNodeGroup" and n.node_tree == group]
+    assert len(users) == 1 and users[0].inputs["Image"].links[0].from_node.bl_idname == "CompositorNodeRLayers"
+    import_job(scene, job, outputs={"depth"}, frame_start=1)  # re-import: still one node
+    assert sum(n.bl_idname == "CompositorNodeGroup" and n.node_tree.name.startswith("shot_depth Depth")
+               for n in scene.node_tree.nodes) == 1
 
 
 def test_missing_frames_are_refused(tmp_path):

@@ -64,7 +64,8 @@ class RunSettings:
     flow_gaps: tuple[int, ...] = (1, 2, 4)
     """Frame gaps the flow stage computes (later stages add their own through the stage registry)."""
     remove: str | None = None
-    """'moving' or a folder of masks: what the clean plates remove."""
+    """What the clean plates remove: 'moving', a folder of masks (white = remove, named by frame number) or a
+    CLICKS.json of points/boxes on frames (see docs/inpaint.md); None: the inpaint stage removes nothing."""
     effort: float = 1.0
     """Scales the training steps of the learned stages (depth, field, tracks, layers, inpaint): 0.25 gives a
     quick look, 2 a longer polish. Hashed by those stages only."""

@@ -181,7 +181,7 @@ def test_shot(make_shot) -> RenderedShot:
 #: --effort of each learned stage in the shared pipeline jobs (one line per stage; the test shot is small).
 TEST_EFFORT = {
     "depth": 0.3,
-    "field": 0.3,
+    "field": 0.1,
     "tracks": 0.3,
     "layers": 0.3,
     "inpaint": 0.3,

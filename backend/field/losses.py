@@ -1,0 +1,138 @@
+"""NSFF's losses on one batch of rays (Li et al. 2021, sec. 3-4), with the weights the schedule gives them.
+
+For rays of frame i, with samples x_k along each ray:
+- photometric: the blended render against the frame;
+- warped photometric: for j = i +- 1, the dynamic field of time j queried at x_k + f_{i->j}(x_k), blended
+  with the static field at x_k, composited along the same ray, compared with frame i, weighted by the
+  rendered disocclusion weight W_{i->j}, plus beta |1 - W| so that weights do not simply go to zero;
+- cycle consistency: f_{i->j}(x) + f_{j->i}(x + f_{i->j}(x)) = 0, weighted by the disocclusion weights;
+- induced flow (prior, decayed): the expected surface point moved by its composited scene flow and projected
+  into camera j lands where the optical flow says (where the flow passed its forward-backward check);
+- depth (prior, decayed): rendered planar depth against the depth stage's, relative L1;
+- free space: compositing weight in front of the prior's surface (minus a margin) is penalised;
+- motion masks (prior, decayed): the composited dynamic share against the solve's motion masks;
+- regularisers: small scene flow (sparsity), constant velocity (f_fw + f_bw = 0, temporal smoothness),
+  a small dynamic share (static regions stay static: NSFF's reported failure mode).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .data import RayBatch, ShotData
+from .model import SceneField
+from .space import pixel_rays, project
+from .volume import composite, stratified_band, uniform_disparity
+
+
+@dataclass
+class LossWeights:
+    photometric: float = 1.0
+    warped: float = 0.5
+    disocclusion: float = 0.02     # beta: |1 - W|
+    cycle: float = 0.5
+    flow: float = 0.05             # per pixel of error, image-size normalised below
+    depth: float = 0.1
+    free_space: float = 0.05
+    mask: float = 0.1
+    flow_sparsity: float = 0.0005
+    flow_smoothness: float = 0.01
+    dynamic_share: float = 0.003
+    prior_decay: float = 0.1       # the priors' weights fall to this fraction by the end (log-linearly)
+
+
+@dataclass
+class Sampling:
+    band: int = 8                  # samples in the band around the prior's depth
+    uniform: int = 4               # samples spread in disparity over [near, far]
+    margin: float = 0.08           # half-width of the band, relative to depth
+    free_margin: float = 0.15      # in front of (1 - this) x prior depth the ray should be empty
+
+
+def sample_depths(prior: torch.Tensor, near: float, far: float, s: Sampling, jitter: bool) -> torch.Tensor:
+    """(R,) prior planar depth (0 = unknown) -> (R, band + uniform) sorted planar depths."""
+    rays = prior.shape[0]
+    uniform = uniform_disparity(rays, s.uniform, near, far, prior.device, jitter)
+    fallback = uniform_disparity(rays, s.band, near, far, prior.device, jitter)
+    band = stratified_band(prior.clamp_min(near), s.band, s.margin, jitter)
+    band = torch.where((prior > 0)[:, None], band, fallback)
+    return torch.sort(torch.cat([band, uniform], 1), 1).values
+
+
+def batch_losses(model: SceneField, data: ShotData, batch: RayBatch, w: LossWeights, s: Sampling,
+                 progress: float, warp_rays: int | None = None) -> dict[str, torch.Tensor]:
+    """The weighted losses of one batch (their sum is what is minimised)."""
+    rays = batch.frame.shape[0]
+    origins, dirs = pixel_rays(data.K[batch.frame], data.world_from_camera[batch.frame], batch.xy)
+    z = sample_depths(batch.depth, model.box.near, model.box.far, s, jitter=True)
+    S = z.shape[1]
+    x = (origins[:, None] + z[..., None] * dirs[:, None]).reshape(-1, 3)
+    t = batch.frame.float()[:, None].expand(rays, S).reshape(-1)
+    sigma_s, colour_s, blend = model.query_static(x)
+    dyn = model.query_dynamic(x, t)
+    shape = (rays, S)
+    sigma_s, blend = sigma_s.view(shape), blend.view(shape)
+    colour_s = colour_s.view(rays, S, 3)
+    comp = composite(z, sigma_s, colour_s, blend, dyn.density.view(shape), dyn.colour.view(rays, S, 3))
+    decay = w.prior_decay ** progress
+    losses = {"photometric": w.photometric * F.mse_loss(comp.rgb, batch.rgb)}
+
+    # The warps only matter where something may move: the first `warp_rays` rays of the batch (the sampler
+    # puts the motion-masked rays first, then uniform ones, so static regions still get some).
+    n = rays if warp_rays is None else min(rays, max(1, warp_rays))
+    zw, xw, tw = z[:n], x.view(rays, S, 3)[:n].reshape(-1, 3), batch.frame[:n]
+    sh = (n, S)
+    ss, cs, bs = sigma_s[:n], colour_s[:n], blend[:n]
+    weights_all = comp.weights[:n]
+    weights = weights_all.detach()
+    share = comp.dynamic_share[:n]
+    flows = {"fw": dyn.flow_fw.view(rays, S, 3)[:n].reshape(-1, 3), "bw": dyn.flow_bw.view(rays, S, 3)[:n].reshape(-1, 3)}
+    occls = {"fw": dyn.weight_fw.view(rays, S)[:n], "bw": dyn.weight_bw.view(rays, S)[:n]}
+    target, xy = batch.rgb[:n], batch.xy[:n]
+    wh = torch.tensor(data.size, device=z.device, dtype=z.dtype)
+    warped = cycle = flow = torch.zeros((), device=z.device)
+    for step, key, back_attr, observed, valid in ((1, "fw", "flow_bw", batch.flow_fw[:n], batch.valid_fw[:n]),
+                                                  (-1, "bw", "flow_fw", batch.flow_bw[:n], batch.valid_bw[:n])):
+        other = tw + step
+        inside = (other >= 0) & (other < data.frames)
+        if not bool(inside.any()):
+            continue
+        other_c = other.clamp(0, data.frames - 1)
+        flow_k = flows[key]
+        dyn_j = model.query_dynamic(xw + flow_k, other_c.float()[:, None].expand(sh).reshape(-1))
+        comp_j = composite(zw, ss, cs, bs, dyn_j.density.view(sh), dyn_j.colour.view(n, S, 3))
+        occl = occls[key]
+        W = (weights * occl).sum(1)
+        m = inside.float()
+        per_ray = ((comp_j.rgb - target) ** 2).sum(1)
+        warped = warped + w.warped * (m * W * per_ray).sum() / m.sum().clamp_min(1) \
+            + w.disocclusion * (m * (1 - W).abs()).sum() / m.sum().clamp_min(1)
+        back = getattr(dyn_j, back_attr)
+        cyc = ((flow_k + back).abs().sum(-1).view(sh) * occl.detach() * (weights + 0.05)).sum(1)
+        cycle = cycle + w.cycle * (m * cyc).sum() / m.sum().clamp_min(1) / model.cfg.flow_scale
+        # the expected surface point, moved by its composited scene flow, seen from camera j; where the motion
+        # masks say the pixel moves, the dynamic flow counts in full (the blend may not have learned it yet)
+        moves = torch.where(batch.moving[:n, None], torch.ones_like(share), share)
+        moved_surface = (weights_all[..., None] * (xw.view(n, S, 3) + moves[..., None] * flow_k.view(n, S, 3))).sum(1)
+        pixels, depth_j = project(moved_surface, data.K[other_c], data.world_from_camera[other_c])
+        vf = (valid & inside & (depth_j > 0)).float()
+        err = ((pixels - (xy + observed)) / wh).abs().sum(-1) * wh.max()
+        flow = flow + w.flow * decay * (vf * err.clamp(max=20)).sum() / vf.sum().clamp_min(1)
+    losses.update(warped=warped, cycle=cycle, flow=flow)
+
+    known = (batch.depth > 0).float()
+    rel = (comp.depth - batch.depth).abs() / batch.depth.clamp_min(1e-3)
+    losses["depth"] = w.depth * decay * (known * rel.clamp(max=1)).sum() / known.sum().clamp_min(1)
+    in_front = (z < (batch.depth * (1 - s.free_margin))[:, None]).float() * known[:, None]
+    losses["free_space"] = w.free_space * (comp.weights * in_front).sum(1).mean()
+    ray_share = (comp.weights * comp.dynamic_share).sum(1).clamp(1e-4, 1 - 1e-4)
+    losses["mask"] = w.mask * decay * F.binary_cross_entropy(ray_share, batch.moving.float())
+    scale = model.cfg.flow_scale
+    # on the surface samples only (weights), so that empty space does not pull every flow to zero
+    surface = comp.weights.detach().view(-1, 1)
+    losses["flow_sparsity"] = w.flow_sparsity * (surface * (dyn.flow_fw.abs() + dyn.flow_bw.abs())).sum() / rays / scale
+    losses["flow_smoothness"] = w.flow_smoothness * (surface * (dyn.flow_fw + dyn.flow_bw).abs()).sum() / rays / scale
+    losses["dynamic_share"] = w.dynamic_share * ray_share.mean()
+    return losses

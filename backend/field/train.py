@@ -1,0 +1,109 @@
+"""The training loop: scene box from the depth prior, Adam on planes and decoders, the priors decayed.
+
+Steps scale with `effort` (RunSettings.effort) and quality; the device is whatever the stage was given
+(same code on CPU and CUDA). Preview keeps planes and batches small enough for a 2-core CPU; final is
+sized for a GPU.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .data import RaySampler, ShotData
+from .losses import LossWeights, Sampling, batch_losses
+from .model import FieldConfig, SceneField
+from .space import SceneBox, fit_scene_box, image_grid, pixel_rays
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 1200
+    rays: int = 2048
+    moving_share: float = 0.3
+    warp_share: float = 0.45
+    """Rays of a batch that get the warp, cycle and flow losses: the motion-masked ones and some more."""
+    plane_lr: float = 0.03
+    decoder_lr: float = 0.005
+    final_lr_fraction: float = 0.1
+    config: FieldConfig = field(default_factory=FieldConfig)
+    weights: LossWeights = field(default_factory=LossWeights)
+    sampling: Sampling = field(default_factory=Sampling)
+    seed: int = 0
+
+
+#: Per quality: what fits a 2-core CPU in minutes (preview) and what a GPU affords (final), at effort 1.
+PRESETS = {
+    "preview": dict(steps=1500, rays=2048, config=dict(static_resolutions=(48, 96, 192), dynamic_resolutions=(32, 96), channels=12, hidden=64)),
+    "final": dict(steps=6000, rays=8192, config=dict(static_resolutions=(64, 192, 384), dynamic_resolutions=(48, 160), channels=16, hidden=64)),
+}
+
+
+def train_settings(quality: str, effort: float, frames: int, width: int, height: int) -> TrainSettings:
+    preset = PRESETS[quality]
+    # finer planes for bigger images: the preset is sized for 320 px across
+    scale = max(width, height) / 320
+    cfg = dict(preset["config"])
+    cfg["static_resolutions"] = tuple(max(16, int(round(r * min(max(scale, 0.5), 3.0)))) for r in cfg["static_resolutions"])
+    cfg["dynamic_resolutions"] = tuple(max(16, int(round(r * min(max(scale, 0.5), 3.0)))) for r in cfg["dynamic_resolutions"])
+    return TrainSettings(steps=max(2, int(round(preset["steps"] * effort))), rays=preset["rays"],
+                         config=FieldConfig(frames=frames, **cfg))
+
+
+def scene_box(data: ShotData, stride: int = 4) -> SceneBox:
+    """Fit the box to the depth prior's points (every `stride`-th pixel of every frame)."""
+    w, h = data.size
+    grid = image_grid(w, h, data.rgb.device).view(h, w, 2)[::stride, ::stride].reshape(-1, 2)
+    points, depths = [], []
+    for i in range(data.frames):
+        d = data.depth[i][::stride, ::stride].reshape(-1)
+        keep = d > 0
+        n = int(keep.sum())
+        if n == 0:
+            continue
+        o, v = pixel_rays(data.K[i].expand(n, 3, 3), data.world_from_camera[i].expand(n, 4, 4), grid[keep])
+        points.append((o + d[keep, None] * v).cpu().numpy())
+        depths.append(d[keep].cpu().numpy())
+    if not points:  # no prior at all: a box around the cameras, a few camera spans deep
+        centres = data.world_from_camera[:, :3, 3].cpu().numpy()
+        span = float(np.ptp(centres, axis=0).max() or 1.0)
+        return SceneBox(centres.mean(0), np.full(3, 5 * span), 0.05 * span, 100 * span)
+    return fit_scene_box(np.concatenate(points), np.concatenate(depths))
+
+
+def train_field(data: ShotData, settings: TrainSettings, device: str,
+                progress: Callable[[float, str], None] = lambda f, m: None) -> tuple[SceneField, dict]:
+    torch.manual_seed(settings.seed)
+    box = scene_box(data)
+    cfg = settings.config
+    cfg.flow_scale = float(0.02 * np.max(box.half))
+    model = SceneField(cfg, box).to(device)
+    planes = [p for n, p in model.named_parameters() if "planes" in n or "volumes" in n]
+    decoders = [p for n, p in model.named_parameters() if not ("planes" in n or "volumes" in n)]
+    optimiser = torch.optim.Adam([{"params": planes, "lr": settings.plane_lr},
+                                  {"params": decoders, "lr": settings.decoder_lr}], eps=1e-12)
+    gamma = settings.final_lr_fraction ** (1 / max(settings.steps, 1))
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma)
+    sampler = RaySampler(data, settings.moving_share, settings.seed)
+    started = time.monotonic()
+    history = []
+    for step in range(settings.steps):
+        fraction = step / max(settings.steps - 1, 1)
+        batch = sampler.sample(settings.rays)
+        losses = batch_losses(model, data, batch, settings.weights, settings.sampling, fraction,
+                              warp_rays=int(settings.rays * max(settings.warp_share, sampler.moving_share)))
+        total = sum(losses.values())
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        optimiser.step()
+        schedule.step()
+        if step % 50 == 0 or step == settings.steps - 1:
+            psnr = float(-10 * torch.log10(losses["photometric"].detach().clamp_min(1e-10) / settings.weights.photometric))
+            history.append({"step": step, "psnr": round(psnr, 2), **{k: round(float(v.detach()), 5) for k, v in losses.items()}})
+            progress(fraction, f"step {step + 1}/{settings.steps}, batch PSNR {psnr:.1f} dB")
+    info = {"steps": settings.steps, "rays_per_step": settings.rays, "train_seconds": round(time.monotonic() - started, 2),
+            "final_batch_psnr": history[-1]["psnr"] if history else None, "history": history}
+    return model.eval(), info

@@ -53,7 +53,7 @@ OPTIONAL = {"ground"}
 READ_ERRORS = (ImportFailed, cameras_json.CamerasFileError, job_manifest.JobFolderError, OSError, ValueError)
 # bpy.data collections an importer may add to; what phase 2 added is removed again if it fails.
 _ID_COLLECTIONS = ("objects", "meshes", "cameras", "actions", "materials", "node_groups", "movieclips",
-                   "images", "collections", "curves", "pointclouds", "lights", "texts", "cachefiles")
+                   "images", "collections", "curves", "pointclouds", "lights", "texts", "cache_files")
 
 
 @dataclass

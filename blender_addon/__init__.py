@@ -5,7 +5,7 @@ Blender code only; file formats come from `exporters` through `shared_formats` (
 imports torch, OpenCV or pycolmap: the backend runs as its own process (`jobs.py`) or on a server
 (`remote_jobs.py`).
 """
-import importlib
+from .optional_modules import import_present
 
 # Registration order: what others point to first (the scene property group before the panels that
 # draw it); unregistration in reverse (the monitor stops running jobs before the operators go).
@@ -14,19 +14,7 @@ import importlib
 _MODULE_NAMES = ("preferences", "properties", "operators_backend", "operators_run", "operators_import",
                  "operators_log", "operators_tracks", "operators_remove", "panel", "monitor")
 
-
-def _load_modules() -> tuple:
-    modules = []
-    for name in _MODULE_NAMES:
-        try:
-            modules.append(importlib.import_module(f"{__name__}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    return tuple(modules)
-
-
-_modules = _load_modules()
+_modules = import_present(__name__, _MODULE_NAMES)
 
 
 def register():

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..device import one_cpu_thread
 from . import geometry as G
 from . import losses as L
 from .networks import DepthNet, MotionNet
@@ -132,16 +133,9 @@ def train(shot: ShotInputs, device: str, quality: str = "preview", effort: float
     """Train on `shot`; progress(fraction, message) is called now and then.
 
     On the CPU the training runs on one intra-op thread: its tensors are small (a few thousand pixels per
-    layer) and torch's threading costs more than it gains -- measured on the 24-frame test shot, 20 steps took
-    3.4 s of CPU with one thread and 62 s with two on a busy 2-core machine (OpenMP workers spinning)."""
-    if torch.device(device).type != "cpu":
+    layer) and torch's threading costs more than it gains (figures in backend/device.py)."""
+    with one_cpu_thread(device):
         return _train(shot, device, quality, effort, learn_cameras, progress, seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train(shot, device, quality, effort, learn_cameras, progress, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cameras: bool, progress,

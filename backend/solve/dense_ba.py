@@ -20,12 +20,12 @@ inverse depth constant (the normal equations' scale direction is left to the dam
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..device import one_cpu_thread
 from .correspondences import Correspondences
 from .track import CameraTrack, Intrinsics, so3_exp
 
@@ -214,27 +214,11 @@ class _Problem:
         return R, c, intr, rho
 
 
-@contextmanager
-def _single_threaded_on_cpu(device: str):
-    """One torch thread on the CPU: the tensors here are long but thin, and OpenMP's worker threads cost
-    more than they give -- measured 3.5 s with one thread against 23 s with two on a loaded 2-core machine
-    (and no gain on an idle one)."""
-    if not str(device).startswith("cpu"):
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def bundle_adjust(track: CameraTrack, corr: Correspondences, inverse_depth: np.ndarray | None = None,
                   options: BAOptions = BAOptions(), device: str = "cpu") -> BAResult:
     """Refine `track` (and the points' inverse depths) on `corr`. `inverse_depth` (N,) starts the points;
     None: triangulated from the track (see `triangulate_inverse_depth`); ignored for rotation_only."""
-    with _single_threaded_on_cpu(device):
+    with one_cpu_thread(device):  # see backend/device.py for why
         return _bundle_adjust(track, corr, inverse_depth, options, device)
 
 

@@ -16,15 +16,14 @@ remove things). Method and figures: docs/inpaint.md.
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from exporters.cameras_json import read_cameras
 from exporters.exr import read_depth_exr
 
+from ..device import one_cpu_thread
 from ..errors import ShotfieldError
 from ..flow_store import FlowStore
 from ..frames import load_frames
@@ -52,22 +51,6 @@ def fingerprint(ctx):
         digest.update(f"{n}:{p.name}:".encode())
         digest.update(p.read_bytes())
     return digest.hexdigest()[:16]
-
-
-@contextmanager
-def _single_thread_on_cpu(device: str):
-    """The rendering is many small memory-bound tensor ops: one thread does them as fast as two on an idle
-    machine, and on a busy one torch's worker threads wait on each other (measured: 0.46 s against 6.6 s per
-    frame at a load of 13 on 2 cores). The previous thread count comes back afterwards."""
-    if device != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _depth(job_dir: Path, frames: int) -> np.ndarray:
@@ -127,7 +110,7 @@ def run(ctx) -> dict[str, str]:
 
     reliable = np.stack([reliable_depth(d) for d in depth])
     feather = max(1, radius // 2 + 1)
-    with _single_thread_on_cpu(ctx.device):
+    with one_cpu_thread(ctx.device):  # see backend/device.py for why
         result = fill.build_plates(rgb, depth, removed, K, world_from_camera, reliable, ctx.device, settings.effort,
                                    settings.quality, feather,
                                    progress=lambda f, m: ctx.progress(0.05 + 0.75 * f, m), log=ctx.job.log)

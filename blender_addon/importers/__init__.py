@@ -17,13 +17,13 @@ LABEL, ICON, FILE (what the job must have), REQUIRES (outputs it builds on), `av
 """
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 
+from ..optional_modules import import_present
 from ..shared_formats import cameras_json, job_manifest
 from .base import JOB_TAG, NAME_TAG, OUTPUT_TAG, Built, ImportFailed, JobFolder, Shot, read_job_folder
 
@@ -33,19 +33,7 @@ __all__ = ["IMPORTERS", "ImportFailed", "ImportResult", "READ_ERRORS", "availabl
 #: Names without a module yet are outputs not built into this version (as with the backend's stages).
 IMPORTER_NAMES = ("clip", "camera", "points", "ground", "depth", "point_cache", "tracks", "layers", "plates")
 
-
-def _importer_modules() -> tuple:
-    modules = []
-    for name in IMPORTER_NAMES:
-        try:
-            modules.append(importlib.import_module(f"{__name__}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    return tuple(modules)
-
-
-IMPORTERS = _importer_modules()
+IMPORTERS = import_present(__name__, IMPORTER_NAMES)
 BY_NAME = {module.NAME: module for module in IMPORTERS}
 #: Left out of "import all" unless asked for (the ground plane is an option).
 OPTIONAL = {"ground"}

@@ -115,3 +115,27 @@ def tag(obj, output: str, name: str):
     obj[OUTPUT_TAG] = output
     obj[NAME_TAG] = name
     return obj
+
+
+def attribute_emission_material(name: str, attribute: str):
+    """The material `name` (made once): emission coloured by the geometry's `attribute`, so points show the
+    footage's colours under any light."""
+    import bpy
+
+    material = bpy.data.materials.get(name)
+    if material is not None:
+        return material
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    source = nodes.new("ShaderNodeAttribute")
+    source.attribute_name = attribute
+    emission = nodes.new("ShaderNodeEmission")
+    output = nodes.new("ShaderNodeOutputMaterial")
+    links.new(source.outputs["Color"], emission.inputs["Color"])
+    links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    for x, node in enumerate((source, emission, output)):
+        node.location = (250 * x, 0)
+    material.diffuse_color = (0.8, 0.8, 0.8, 1.0)
+    return material

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import bpy
 
-from .base import Built, ImportFailed, JobFolder, Shot, tag
+from .base import Built, ImportFailed, JobFolder, Shot, attribute_emission_material, tag
 
 NAME = "point_cache"
 LABEL = "Scene-Flow Points"
@@ -178,19 +178,4 @@ def _node_group():
 
 def _material():
     """Emission from "displayColor" (linear, as USD stores it): the points show the footage's colours."""
-    material = bpy.data.materials.get(MATERIAL)
-    if material is not None:
-        return material
-    material = bpy.data.materials.new(MATERIAL)
-    material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
-    attribute = nodes.new("ShaderNodeAttribute")
-    attribute.attribute_name = COLOUR_ATTRIBUTE
-    emission = nodes.new("ShaderNodeEmission")
-    output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(attribute.outputs["Color"], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-    for x, node in enumerate((attribute, emission, output)):
-        node.location = (250 * x, 0)
-    return material
+    return attribute_emission_material(MATERIAL, COLOUR_ATTRIBUTE)

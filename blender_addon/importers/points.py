@@ -21,7 +21,7 @@ import bpy
 import numpy as np
 
 from ..shared_formats import ply
-from .base import Built, ImportFailed, JobFolder, Shot, tag
+from .base import Built, ImportFailed, JobFolder, Shot, attribute_emission_material, tag
 
 NAME = "points"
 LABEL = "Point Cloud"
@@ -127,20 +127,4 @@ def _node_group():
 
 def _material():
     """Emission from the "Col" attribute: the points show the footage's colours under any light."""
-    material = bpy.data.materials.get(MATERIAL)
-    if material is not None:
-        return material
-    material = bpy.data.materials.new(MATERIAL)
-    material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
-    attribute = nodes.new("ShaderNodeAttribute")
-    attribute.attribute_name = COLOUR_ATTRIBUTE
-    emission = nodes.new("ShaderNodeEmission")
-    output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(attribute.outputs["Color"], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-    for x, node in enumerate((attribute, emission, output)):
-        node.location = (250 * x, 0)
-    material.diffuse_color = (0.8, 0.8, 0.8, 1.0)
-    return material
+    return attribute_emission_material(MATERIAL, COLOUR_ATTRIBUTE)

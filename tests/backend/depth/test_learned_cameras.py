@@ -23,7 +23,7 @@ def test_estimate_cameras_returns_a_track(pipeline_job, test_shot):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="measured: effort 1 learns f = 61.6 px for a true 142.2 px (-57 %); the learned-camera "
+@pytest.mark.xfail(strict=True, reason="measured: effort 1 learns f = 61.6 px for a true 142.2 px (-57 %); the learned-camera "
                           "mode does not yet pin the focal length (docs/depth.md)")
 def test_learned_focal_length_within_5_percent(pipeline_job, test_shot):
     job = pipeline_job()

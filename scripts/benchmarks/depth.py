@@ -28,7 +28,7 @@ from exporters.cameras_json import read_cameras
 from exporters.exr import read_depth_exr
 
 from .records import Record, StageBenchmark
-from .runs import Context, log, run_measured, shotfield_command, shotfield_supports, tail
+from .runs import Context, log, run_measured, shotfield_run_command, tail
 from .shots import Shot
 
 STAGES = "ingest,flow,solve,depth"
@@ -102,12 +102,7 @@ def bench_depth(ctx: Context, shot: Shot) -> list[Record]:
     job = work / "shotfield"
     for rep in range(ctx.repeats):
         shutil.rmtree(job, ignore_errors=True)
-        cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", STAGES, "--quality", ctx.quality]
-        for flag, value in (("--device", ctx.device), ("--long-side", shot.long_side)):
-            if value is not None and shotfield_supports(flag):
-                cmd += [flag, str(value)]
-        if shotfield_supports("--no-progress"):
-            cmd.append("--no-progress")
+        cmd = shotfield_run_command(ctx, shot, job, STAGES)
         run = run_measured(cmd, work / "shotfield.log")
         if run.returncode != 0:
             ours.error = f"exit {run.returncode}: {tail(run.log, 1)}"

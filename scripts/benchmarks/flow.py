@@ -15,7 +15,7 @@ from backend import flow_store
 from backend.metrics.flow import flow_errors, forward_backward_consistent
 
 from .records import Record
-from .runs import REPO_ROOT, Context, log, run_measured, shotfield_command, shotfield_supports, tail
+from .runs import REPO_ROOT, Context, log, run_measured, shotfield_run_command, tail
 from .shots import Shot, working_frames
 
 #: The entry point whose `--peer-worker flow:METHOD` runs one flow peer in its own process.
@@ -104,13 +104,7 @@ def bench_flow(ctx: Context, shot: Shot) -> list[Record]:
     for rep in range(ctx.repeats):
         job = work / "shotfield"
         shutil.rmtree(job, ignore_errors=True)
-        cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", "ingest,flow",
-               "--quality", ctx.quality]
-        for flag, value in (("--device", ctx.device), ("--flow-gaps", "1"), ("--long-side", shot.long_side)):
-            if value is not None and shotfield_supports(flag):
-                cmd += [flag, str(value)]
-        if shotfield_supports("--no-progress"):
-            cmd.append("--no-progress")
+        cmd = shotfield_run_command(ctx, shot, job, "ingest,flow", options=(("--flow-gaps", "1"),))
         run = run_measured(cmd, work / "shotfield.log")
         if run.returncode != 0:
             ours.error = f"exit {run.returncode}: {tail(run.log, 1)}"

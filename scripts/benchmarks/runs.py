@@ -95,6 +95,19 @@ def shotfield_command() -> list[str]:
 _RUN_HELP: str | None = None
 
 
+def shotfield_run_command(ctx: "Context", shot, job: Path, stages: str, options: tuple = ()) -> list[str]:
+    """`shotfield run` of `stages` on `shot` into `job` with the benchmark's quality, device and working size,
+    plus (flag, value) `options`; flags this version of shotfield lacks are left out (older checkouts)."""
+    cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", stages,
+           "--quality", ctx.quality]
+    for flag, value in (("--device", ctx.device), *options, ("--long-side", shot.long_side)):
+        if value is not None and shotfield_supports(flag):
+            cmd += [flag, str(value)]
+    if shotfield_supports("--no-progress"):
+        cmd.append("--no-progress")
+    return cmd
+
+
 def shotfield_supports(flag: str) -> bool:
     """Whether `shotfield run` has an option (read once from its --help)."""
     global _RUN_HELP

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .records import Record
-from .runs import Context, log, run_measured, shotfield_command, shotfield_supports, tail
+from .runs import Context, log, run_measured, shotfield_run_command, tail
 from .shots import Shot, working_frames
 from .solve_metrics import evaluate_job
 
@@ -55,14 +55,7 @@ SOLVE_COLUMNS = [("registered_str", "reg", "{}"), ("ate_percent", "ATE %path", "
 
 
 def shotfield_solve_command(ctx: Context, shot: Shot, job: Path) -> list[str]:
-    cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", ",".join(STAGES),
-           "--quality", ctx.quality]
-    for flag, value in (("--device", ctx.device), ("--long-side", shot.long_side)):
-        if value is not None and shotfield_supports(flag):
-            cmd += [flag, str(value)]
-    if shotfield_supports("--no-progress"):
-        cmd.append("--no-progress")
-    return cmd
+    return shotfield_run_command(ctx, shot, job, ",".join(STAGES))
 
 
 def stage_seconds(job: Path) -> dict:

@@ -2,11 +2,15 @@
 
     {"format": "shotfield-layers", "version": 1,
      "kind": "mpi" | "msi",          mpi: planes of constant planar depth; msi: spheres around the camera centre
-     "width": W, "height": H,        size of the layer images (the working frames')
+     "width": W, "height": H,        size of the working frames
      "glb": "layers.glb",            every layer mesh in one glTF binary (exporters/layers_gltf.py)
      "references": [{
         "frame": i,                  job frame number of the reference frame
         "K": 3x3, "world_from_camera": 4x4,     its camera (OpenCV axes, DESIGN.md's conventions)
+        "margin": m,                 the layer images are a canvas m texels wider than the frame on every
+                                     side (what the neighbouring frames saw past its borders): texel (i, j)
+                                     sits on the camera's ray through pixel (j - m + 0.5, i - m + 0.5), i.e.
+                                     the texture's intrinsics are K with cx, cy moved by +m (texture_K)
         "planes": D,                 layers of the dense stack the few layers were reduced from
         "layers": [{                 back to front: composite them in this order with "over"
             "image": "ref00011/layer_00.png",   RGBA, 8-bit sRGB colour, straight (not premultiplied) alpha
@@ -57,6 +61,14 @@ class LayerReference:
     layers: list[LayerEntry]
     planes: int = 0
     extra: dict = field(default_factory=dict)   # e.g. "reference_psnr_db", "seconds"
+    margin: int = 0                             # canvas texels beyond the frame on each side
+
+    @property
+    def texture_K(self) -> np.ndarray:
+        """The intrinsics that map the reference camera's points to layer texel coordinates."""
+        K = np.array(self.K, np.float64)
+        K[:2, 2] += self.margin
+        return K
 
 
 @dataclass
@@ -80,7 +92,7 @@ def layers_to_dict(doc: LayersFile) -> dict:
         "references": [{
             "frame": ref.frame, "K": np.asarray(ref.K, float).tolist(),
             "world_from_camera": np.asarray(ref.world_from_camera, float).tolist(), "planes": ref.planes,
-            **ref.extra,
+            "margin": int(ref.margin), **ref.extra,
             "layers": [{"image": e.image, "mesh": e.mesh, key: e.distance, "near": e.near, "far": e.far,
                         "triangles": e.triangles} for e in ref.layers],
         } for ref in doc.references],
@@ -118,8 +130,12 @@ def read_layers_json(path: str | os.PathLike) -> LayersFile:
                                  int(e["triangles"])) for e in ref["layers"]]
             if not layers:
                 raise LayersFileError(f"{path}: reference {n} has no layers")
-            extra = {k: v for k, v in ref.items() if k not in ("frame", "K", "world_from_camera", "planes", "layers")}
-            references.append(LayerReference(int(ref["frame"]), K, pose, layers, int(ref.get("planes", 0)), extra))
+            margin = int(ref.get("margin", 0))
+            if margin < 0:
+                raise LayersFileError(f"{path}: reference {n}: margin {margin} is negative")
+            extra = {k: v for k, v in ref.items() if k not in ("frame", "K", "world_from_camera", "planes", "layers", "margin")}
+            references.append(LayerReference(int(ref["frame"]), K, pose, layers, int(ref.get("planes", 0)), extra,
+                                             margin))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, LayersFileError):
             raise

@@ -26,10 +26,13 @@ class Recipe:
 
 
 RECIPES = {
-    "preview": Recipe(planes=24, layers=8, steps=200, neighbours=(1, 2, 4, 6, 8), stride=4),
-    "final": Recipe(planes=48, layers=12, steps=500, neighbours=(1, 2, 3, 4, 6, 8, 10, 12), stride=4),
+    "preview": Recipe(planes=24, layers=16, steps=60, neighbours=(1, 2, 4, 6, 8), stride=4),
+    "final": Recipe(planes=48, layers=24, steps=300, neighbours=(1, 2, 3, 4, 6, 8, 10, 12), stride=4),
 }
 MOTION_DILATION = 5     # px of margin around the moving objects of the source frames
+MARGIN = 0.125          # canvas beyond the frame on each side, as a share of the frame's longer side: held-out
+                        # cameras 0.25-0.4 units off the path of the test shots see up to 7 % of their pixels
+                        # past the reference frame's borders
 
 
 @dataclass
@@ -40,16 +43,20 @@ class BuiltReference:
     meshes: list[mesh.LayerMesh]
     planes: int
     reference_psnr_db: float
+    margin: int = 0
 
 
 def make_view(index: int, frame: np.ndarray, moving: np.ndarray | None, K: np.ndarray, world_from_camera: np.ndarray,
-              device: str) -> View:
+              device: str, depth: np.ndarray | None = None) -> View:
+    """depth: the depth stage's planar depth of the frame (0/inf/NaN where unknown), for the source frames."""
     static = np.ones(frame.shape[:2], bool)
     if moving is not None:
         static = cv2.dilate((moving > 127).astype(np.uint8), np.ones((MOTION_DILATION,) * 2, np.uint8)) == 0
+    if depth is not None:
+        depth = torch.as_tensor(np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32), device=device)
     return View(index, torch.as_tensor(frame, device=device).permute(2, 0, 1).float().div(255),
                 torch.as_tensor(static, device=device), torch.as_tensor(K, dtype=torch.float64, device=device),
-                torch.as_tensor(world_from_camera, dtype=torch.float64, device=device))
+                torch.as_tensor(world_from_camera, dtype=torch.float64, device=device), depth)
 
 
 def source_frames(reference: int, count: int, offsets: tuple[int, ...]) -> list[int]:
@@ -67,24 +74,25 @@ def reference_distance(kind: str, depth: np.ndarray, K: np.ndarray, device: str)
 def build_reference(kind: str, ref: View, sources: list[View], depth: np.ndarray, recipe: Recipe, effort: float,
                     progress: Callable[[float, str], None] = lambda f, m: None) -> BuiltReference:
     distance = reference_distance(kind, depth, ref.K.cpu().numpy(), str(ref.image.device))
-    width = ref.image.shape[-1]
-    window = max(3, (width // 8) | 1)
+    height, width = ref.image.shape[-2:]
+    margin = round(MARGIN * max(width, height))
     progress(0.0, "plane sweep")
-    stack = sweep.initial_stack(kind, ref, sources, distance, recipe.planes, window)
+    stack = sweep.initial_stack(kind, ref, sources, distance, recipe.planes, margin)
     steps = max(1, round(recipe.steps * effort))
     stack = optimise.refine(stack, sources, optimise.Schedule(steps=steps),
                             lambda f: progress(0.05 + 0.85 * f, "gradient descent on the layers") if _every(f, steps) else None)
     progress(0.9, f"reducing {recipe.planes} layers to {recipe.layers} meshes")
-    layers = reduce.merge(stack, recipe.layers, distance)
-    K = ref.K.cpu().numpy()
+    layers = reduce.merge(stack, recipe.layers)
+    K = stack.K.cpu().numpy()
     meshes = [mesh.grid_mesh(kind, K, layer.distance, layer.rgba[..., 3], recipe.stride) for layer in layers]
     surfaces = surfaces_from_arrays(kind, K, ref.world_from_camera.cpu().numpy(), [l.rgba for l in layers],
                                     [m.as_npz() for m in meshes], [typical_distance(l) for l in layers], ref.index,
                                     str(ref.image.device))
     with torch.no_grad():
-        shown = render_surfaces(surfaces, K, ref.world_from_camera.cpu().numpy(), width, ref.image.shape[-2])
+        shown = render_surfaces(surfaces, ref.K.cpu().numpy(), ref.world_from_camera.cpu().numpy(), width, height)
         mse = float(((shown.rgb - ref.image) ** 2).mean())
-    return BuiltReference(ref.index, kind, layers, meshes, recipe.planes, round(-10 * np.log10(max(mse, 1e-12)), 3))
+    return BuiltReference(ref.index, kind, layers, meshes, recipe.planes, round(-10 * np.log10(max(mse, 1e-12)), 3),
+                          margin)
 
 
 def typical_distance(layer: reduce.Layer) -> float:

@@ -32,7 +32,8 @@ def write_layers_folder(folder: Path, built: list[BuiltReference], K: dict[int, 
             entries.append(LayerEntry(image, mesh_file, round(typical_distance(layer), 6), round(layer.near, 6),
                                       round(layer.far, 6), int(len(m.faces))))
         references.append(LayerReference(ref.frame, K[ref.frame], poses[ref.frame], entries, ref.planes,
-                                         {"reference_psnr_db": ref.reference_psnr_db, **extra.get(ref.frame, {})}))
+                                         {"reference_psnr_db": ref.reference_psnr_db, **extra.get(ref.frame, {})},
+                                         ref.margin))
     doc = LayersFile(built[0].kind, width, height, references, "layers.glb", partial)
     write_layers_glb(partial / "layers.glb", doc)
     write_layers_json(partial / "layers.json", doc)

@@ -3,9 +3,10 @@ into one RGBA layer each, and each merged layer gets a per-texel distance for it
 
 Merging is exact at the reference view (over is associative), so the few layers show the reference frame as the
 dense stack does; away from it the merged texels sit at their own distance instead of on their planes.
-Where the group's surface is the one the reference frame shows and the depth stage knows its depth, that depth
-displaces the mesh (a slanted floor stays a slanted floor instead of a staircase of planes); elsewhere the
-alpha-weighted distance of the group's layers does.
+Where the group's surface is the one the canvas shows and its distance is known (the depth stage's inside the
+frame, the neighbouring frames' around it), that distance displaces the mesh exactly (a slanted floor stays a
+slanted floor instead of a staircase of planes); elsewhere the alpha-weighted distance of the group's layers,
+smoothed, does.
 """
 from __future__ import annotations
 
@@ -48,17 +49,18 @@ def group_planes(alpha: torch.Tensor, count: int) -> list[tuple[int, int]]:
     return [(a, b - 1) for a, b in zip(starts, ends)]
 
 
-def merge(stack: LayerStack, count: int, ref_distance: torch.Tensor) -> list[Layer]:
-    """The stack reduced to `count` layers, back to front. ref_distance: (H, W) the depth stage's distance
-    of the reference frame (non-finite where unknown)."""
+def merge(stack: LayerStack, count: int) -> list[Layer]:
+    """The stack reduced to `count` layers, back to front, each with a per-texel distance for its mesh (from
+    stack.surface, the distance of what the canvas shows, where known)."""
     colour = srgb_to_linear(stack.colour)
     alpha = stack.alpha[:, 0]
     s = stack.distances.to(colour.dtype)
-    visible = nearest_layer(stack.distances, ref_distance)
-    # The reference frame's own surface: the nearest layer with real opacity seen from the reference camera.
+    surface = stack.surface if stack.surface is not None else torch.full_like(alpha[0], float("nan"))
+    surface = surface.to(colour.dtype)
+    known = nearest_layer(stack.distances, surface) >= 0
+    # The surface the canvas shows: the nearest layer with real opacity seen from the reference camera.
     transmit = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), 1 - alpha.flip(0)[:-1]], 0), 0).flip(0)
     shown = (alpha * transmit).argmax(0)
-    known = (visible >= 0) & torch.isfinite(ref_distance)
     layers = []
     for first, last in group_planes(stack.alpha[:, 0], count):
         acc_c = torch.zeros_like(colour[0])
@@ -75,9 +77,13 @@ def merge(stack: LayerStack, count: int, ref_distance: torch.Tensor) -> list[Lay
         hi = float(s[first] if first == 0 else (s[first] * s[first - 1]) ** 0.5)
         middle = float((s[first] * s[last]) ** 0.5)
         distance = torch.where(has, acc_a / acc_inv.clamp(min=1e-9), torch.full_like(acc_a, middle))
-        own = known & (shown >= first) & (shown <= last)
-        distance = torch.where(own, ref_distance.to(distance.dtype), distance).clamp(lo, hi)
-        distance = _smooth(distance).clamp(lo, hi)
+        # The known surface, clamped to the group's range, wherever it is the group's own or the group holds
+        # nothing: a slanted floor then runs on exactly up to where the next group takes over, so the mesh's
+        # vertices at that border (interpolated between texels) stay on the floor instead of bending towards
+        # the group's middle distance, which shows as a seam from a moved camera.
+        exact = known & (((shown >= first) & (shown <= last)) | ~has)
+        distance = torch.where(exact, surface, distance).clamp(lo, hi)
+        distance = torch.where(exact, distance, _smooth(distance).clamp(lo, hi))
         rgba = torch.cat([linear_to_srgb(straight), acc_a[None]], 0).clamp(0, 1)
         layers.append(Layer(
             rgba=(rgba.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8),

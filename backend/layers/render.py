@@ -37,7 +37,8 @@ class LayerSurfaces:
     """One reference frame's layers, ready to render: back to front."""
 
     kind: str
-    K: torch.Tensor                 # (3, 3) float64
+    K: torch.Tensor                 # (3, 3) float64: the texture's intrinsics (the reference camera's, moved
+                                    # by the canvas margin: layers_json.LayerReference.texture_K)
     world_from_camera: torch.Tensor  # (4, 4) float64
     rgba: torch.Tensor              # (L, 4, H, W) float32, sRGB + straight alpha
     distance_grid: torch.Tensor     # (L, 1, rows, cols) float32: vertex distances; grid corners = image corners
@@ -72,7 +73,7 @@ def load_reference(folder: Path, kind: str, ref: LayerReference, device: str) ->
             meshes.append(read_layer_mesh(folder / entry.mesh))
         except (OSError, LayersFileError) as exc:
             raise ShotfieldError(f"{folder}: layer files unreadable ({exc}); run the 'layers' stage again") from None
-    return surfaces_from_arrays(kind, ref.K, ref.world_from_camera, rgba, meshes,
+    return surfaces_from_arrays(kind, ref.texture_K, ref.world_from_camera, rgba, meshes,
                                 [e.distance for e in ref.layers], ref.frame, device)
 
 

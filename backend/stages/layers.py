@@ -6,7 +6,8 @@ Zhou et al. 2018, Flynn et al. 2019, Broxton et al. 2020), for parallax-correct 
     layers/layers.glb         every layer mesh, alpha-blended, under its reference camera's node
 
 Per reference frame (settings.layer_reference; default the middle frame), backend/layers/ does: plane sweep
-over the neighbouring frames with the solved cameras, initialised from the depth stage (sweep.py) -> gradient
+over the neighbouring frames with the solved cameras, initialised from the depth stage and from what the
+neighbouring frames saw behind and around the reference frame (sweep.py, fusion.py) -> gradient
 descent of the layers' RGBA against those frames, moving objects masked out (optimise.py) -> reduction to a few
 layers (reduce.py) -> one trimmed, depth-displaced grid mesh per layer (mesh.py) -> files (outputs.py).
 """
@@ -48,7 +49,8 @@ def run(ctx) -> dict[str, str]:
 
         depth = _depth(ctx.path, r)
         ref = build.make_view(r, frames[r], None, by_index[r].K, by_index[r].world_from_camera, ctx.device)
-        sources = [build.make_view(s, frames[s], _mask(ctx.path, s), by_index[s].K, by_index[s].world_from_camera, ctx.device)
+        sources = [build.make_view(s, frames[s], _mask(ctx.path, s), by_index[s].K, by_index[s].world_from_camera,
+                                   ctx.device, _depth(ctx.path, s, required=False))
                    for s in build.source_frames(r, count, recipe.neighbours) if s in by_index]
         if not sources:
             raise ShotfieldError("the layers need at least two frames with solved cameras around the reference frame")
@@ -66,12 +68,18 @@ def run(ctx) -> dict[str, str]:
     return {"layers": "layers/layers.json", "layers_glb": "layers/layers.glb"}
 
 
-def _depth(job, frame: int) -> np.ndarray:
+def _depth(job, frame: int, required: bool = True) -> np.ndarray | None:
+    """The depth stage's depth of `frame`; a source frame without it (required=False) only adds nothing behind
+    or around the reference frame, the reference frame itself needs it."""
     path = job / "depth" / f"{frame:05d}.exr"
     try:
         depth = read_depth_exr(path)
     except (OSError, ValueError) as exc:
+        if not required:
+            return None
         raise ShotfieldError(f"{path}: unreadable depth ({exc}); run the 'depth' stage again") from None
+    if not required:
+        return depth
     if not np.any(np.isfinite(depth) & (depth > 0)):
         raise ShotfieldError(f"{path}: no known depth in the reference frame; run the 'depth' stage again")
     return depth

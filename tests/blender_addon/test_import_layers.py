@@ -18,15 +18,16 @@ def job(test_shot, ground_truth_pipeline):
 
 
 def test_glb_opens_in_blenders_gltf_importer(scene, job):
-    layers = json.loads((job / "layers" / "layers.json").read_text())["references"][0]["layers"]
+    reference = json.loads((job / "layers" / "layers.json").read_text())["references"][0]
+    layers, margin = reference["layers"], reference["margin"]
     before = set(bpy.data.objects)
     assert bpy.ops.import_scene.gltf(filepath=str(job / "layers" / "layers.glb")) == {"FINISHED"}
     meshes = [o for o in set(bpy.data.objects) - before if o.type == "MESH"]
     assert len(meshes) == sum(1 for layer in layers if layer["triangles"] > 0)
     assert sum(len(o.data.polygons) for o in meshes) == sum(layer["triangles"] for layer in layers)
-    for obj in meshes:  # each layer keeps its RGBA texture
+    for obj in meshes:  # each layer keeps its RGBA texture: the frame and the canvas margin around it
         images = [n.image for n in obj.active_material.node_tree.nodes if n.type == "TEX_IMAGE"]
-        assert images and images[0].size[:] == (160, 120)
+        assert margin > 0 and images and images[0].size[:] == (160 + 2 * margin, 120 + 2 * margin)
 
 
 def _render_reference(scene, frame: int, out) -> np.ndarray:

@@ -14,7 +14,7 @@ def _doc(kind="mpi") -> LayersFile:
     pose[:3, 3] = [1, 2, 3]
     layers = [LayerEntry("ref00003/layer_00.png", "ref00003/layer_00.npz", 9.0, 7.0, 10.0, 12),
               LayerEntry("ref00003/layer_01.png", "ref00003/layer_01.npz", 3.0, 2.0, 7.0, 4)]
-    return LayersFile(kind, 80, 60, [LayerReference(3, K, pose, layers, 24, {"reference_psnr_db": 50.0})])
+    return LayersFile(kind, 80, 60, [LayerReference(3, K, pose, layers, 24, {"reference_psnr_db": 50.0}, margin=10)])
 
 
 @pytest.mark.parametrize("kind, key", [("mpi", "depth"), ("msi", "radius")])
@@ -29,6 +29,17 @@ def test_round_trip(tmp_path, kind, key):
     assert np.allclose(ref.world_from_camera[:3, 3], [1, 2, 3])
     assert [e.distance for e in ref.layers] == [9.0, 3.0]
     assert back.path(ref.layers[0].image) == tmp_path / "ref00003/layer_00.png"
+    # The canvas margin: the texture's intrinsics are the camera's with the principal point moved by it.
+    assert raw["references"][0]["margin"] == 10 and ref.margin == 10
+    assert np.allclose(ref.texture_K, [[100, 0, 50], [0, 100, 40], [0, 0, 1]]) and ref.K[0, 2] == 40
+
+
+def test_files_without_a_margin_read_as_the_frame_itself(tmp_path):
+    data = layers_to_dict(_doc())
+    del data["references"][0]["margin"]
+    (tmp_path / "layers.json").write_text(json.dumps(data))
+    ref = read_layers_json(tmp_path / "layers.json").references[0]
+    assert ref.margin == 0 and np.allclose(ref.texture_K, ref.K)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -38,6 +49,7 @@ def test_round_trip(tmp_path, kind, key):
     (lambda d: d["references"][0].update(layers=[]), "has no layers"),
     (lambda d: d["references"][0]["layers"][0].pop("depth"), "malformed"),
     (lambda d: d.update(references=[]), "no reference frames"),
+    (lambda d: d["references"][0].update(margin=-2), "margin -2 is negative"),
 ])
 def test_malformed_files_are_refused(tmp_path, change, message):
     data = layers_to_dict(_doc())

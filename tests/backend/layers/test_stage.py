@@ -1,6 +1,7 @@
 """The `layers` stage on the test shot with ground-truth cameras, depth and motion masks, and
 `shotfield render --source layers` of its output: the reference camera sees the reference frame, the depth
-is the scene's, and a held-out camera near the reference frame sees more than a single projected card does."""
+is the scene's, and a held-out camera near the reference frame sees more than a single projected card or the
+depth-warped frame does."""
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from backend.stages import registered_stages
 from exporters.cameras_json import CameraFrame, Cameras, read_cameras, write_cameras
 from exporters.exr import read_depth_exr
 from exporters.layers_json import read_layer_mesh, read_layers_json
-from scripts.benchmarks.layers import card_view
+from scripts.benchmarks.layers import card_view, depth_warp_view
 from tests.conftest import copy_job, run_stages
 
 from .jobs import layers_job
@@ -32,15 +33,17 @@ def test_layers_json_files_and_reference_view(job, test_shot):
     assert 4 <= len(ref.layers) <= 16
     distances = [e.distance for e in ref.layers]
     assert distances == sorted(distances, reverse=True)              # back to front
+    m = ref.margin
+    assert m == 20                                                   # the canvas: 1/8 of 160 on every side
     for entry in ref.layers:
         rgba = np.asarray(Image.open(doc.path(entry.image)))
-        assert rgba.shape == (120, 160, 4)
+        assert rgba.shape == (120 + 2 * m, 160 + 2 * m, 4)
         mesh = read_layer_mesh(doc.path(entry.mesh))
         assert len(mesh["faces"]) == entry.triangles
         assert entry.near * 0.999 <= np.median(mesh["vertices"][:, 2]) <= entry.far * 1.001
     # The backdrop is opaque; the nearer layers are mostly empty (their quads trimmed).
     assert np.asarray(Image.open(doc.path(ref.layers[0].image)))[..., 3].min() == 255
-    assert sum(e.triangles for e in ref.layers[1:]) < 0.95 * 2 * (len(ref.layers) - 1) * 41 * 31
+    assert sum(e.triangles for e in ref.layers[1:]) < 0.95 * 2 * (len(ref.layers) - 1) * 51 * 41
     assert ref.extra["reference_psnr_db"] >= 40
     assert (job / "layers" / "layers.glb").stat().st_size > 10_000
 
@@ -70,9 +73,12 @@ def test_render_command_at_reference_and_held_out_cameras(job, test_shot, tmp_pa
 
     view = np.asarray(Image.open(tmp_path / "out" / "00001.png").convert("RGB")) / 255.0
     truth = test_shot.frame(near, "gt/heldout/frames") / 255.0
-    card = card_view(test_shot.frame(r), test_shot.depth(r), gt.frames[r].K, gt.frames[r].world_from_camera,
-                     held.frames[near].K, held.frames[near].world_from_camera, 160, 120) / 255.0
+    args = (test_shot.frame(r), test_shot.depth(r), gt.frames[r].K, gt.frames[r].world_from_camera,
+            held.frames[near].K, held.frames[near].world_from_camera, 160, 120)
+    card, warp = card_view(*args) / 255.0, depth_warp_view(*args) / 255.0
+    # What the layers add over the depth pass alone: the background behind the foreground and past the frame.
     assert psnr(view, truth) >= psnr(card, truth) + 3, (psnr(view, truth), psnr(card, truth))
+    assert psnr(view, truth) >= psnr(warp, truth) + 1, (psnr(view, truth), psnr(warp, truth))
 
 
 def test_render_without_layers_says_which_stage_to_run(ground_truth_pipeline, tmp_path):

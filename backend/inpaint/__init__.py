@@ -5,8 +5,13 @@ One module per step; `backend/stages/inpaint.py` orchestrates them:
 - `masks.py`      what to remove: the solve's motion masks ("moving") or a folder of user masks; clean-up,
                   safe dilation, reading and writing `masks/NNNNN.png`.
 - `propagate.py`  a mask drawn on some frames -> every frame: static parts through the cameras and depth
-                  (reprojected 3D points, occlusion-tested), moving parts by chaining the flow frame to
-                  frame and snapping to the motion masks (the multi-view "objectness" vote).
+                  (reprojected 3D points, occlusion-tested), moving parts by `track.py` or `snap.py`,
+                  whichever fits the motion masks (one choice per shot).
+- `track.py`      a moving object followed by its own motion (camera at its depth + its own velocity), its
+                  visible pixels cut by GrabCut in a thin band around the moved outline: a mask that fits
+                  the object where the solve's motion masks are 1.5-2x it.
+- `snap.py`       a moving object followed by snapping to the motion-mask regions (the multi-view
+                  "objectness" vote): exact where the motion masks are tight.
 - `geometry.py`   pixels <-> world points with the job's cameras and planar depth (torch, any device).
 - `scene.py`      the static scene representation: a point set fused from every source frame's unmasked
                   pixels (colour + depth), rendered at any camera with a soft z-buffer.

@@ -45,16 +45,19 @@ def feather_alpha(mask: np.ndarray, available: np.ndarray, radius: int) -> np.nd
 
 
 def build_plates(rgb: np.ndarray, depth: np.ndarray, removed: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray,
-                 reliable: np.ndarray, device, effort: float, quality: str, feather: int, progress=None, log=None) -> Plates:
+                 reliable: np.ndarray, device, effort: float, quality: str, feather: int, progress=None, log=None,
+                 exclude: np.ndarray | None = None) -> Plates:
     """rgb (F,H,W,3) uint8, depth (F,H,W) float32, removed (F,H,W) bool (the dilated removal masks),
-    reliable (F,H,W) bool (depth usable for lifting)."""
+    reliable (F,H,W) bool (depth usable for lifting), exclude (F,H,W) bool: pixels never lifted into the
+    static scene besides the removed ones (everything that moves: see stages/inpaint.py)."""
     frames, h, w = removed.shape
     say = progress or (lambda f, m: None)
     log = log or (lambda m: None)
     scene = StaticScene(w, h, device)
     sources = source_frames(frames, effort)
     for n, s in enumerate(sources):
-        scene.add_pixels(rgb[s], depth[s], reliable[s] & ~removed[s], K[s], world_from_camera[s])
+        keep = reliable[s] & ~removed[s] & (~exclude[s] if exclude is not None else True)
+        scene.add_pixels(rgb[s], depth[s], keep, K[s], world_from_camera[s])
         say(0.3 * (n + 1) / len(sources), f"building the static scene: frame {s}")
     scene.origin = torch.as_tensor(world_from_camera[sources[len(sources) // 2]][:3, 3], dtype=torch.float32, device=device)
     raw = len(scene)

@@ -4,17 +4,14 @@ Each connected part of a drawn mask is classified by the solve's motion masks on
 - static (less than half of it moves): its pixels are lifted to 3D with the frame's depth and camera and
   projected into every other frame (splatted, closed, and kept only where the projected point is not
   behind that frame's depth, i.e. not occluded there);
-- moving: the object is followed frame to frame by the optical flow (gap 1): its amodal template moves
-  with the median flow of its visible pixels (a partly hidden object keeps the velocity it had when seen
-  whole), is nudged by a few pixels onto the part in view (never onto background seen behind it), and the
-  motion-mask regions the template overlaps become its mask in the next frame. That snap is our stand-in for
-  SPIn-NeRF's objectness head: a motion region is the multi-view evidence (the epipolar/flow consistency
-  test over many frame pairs that the solve did), the flow only says which region is the object, so errors
-  do not accumulate from frame to frame. Where two moving things touch (one motion region), depth splits
-  them (the object's own depth band), flow where depth is unknown. The template is re-anchored on a whole
-  view, never while something nearer hides part of the object. Where no motion region matches (the object
-  stopped), the mask is carried by the flow alone. Propagation restarts from every drawn frame, and each
-  frame takes the mask from the nearest drawn frame.
+- moving: followed frame to frame by two methods, one chosen for the shot (`choose`): `track.follow` moves
+  the object's amodal outline with the camera (at the object's depth) plus its own velocity and cuts its
+  visible pixels out of a thin band around that outline with GrabCut, never more than a pixel outside the
+  solve's motion mask; `snap.propagate_snapped` takes the motion-mask regions the moved outline overlaps.
+  The snap is exact where the motion masks are tight (ground truth); the real solve's are 1.5-2x the object
+  (flow boundaries), and snapping to them would remove that halo too. Together they stand in for the video
+  segmenter and SPIn-NeRF's objectness head. Propagation runs from every drawn frame, and each frame takes
+  the mask from the nearest drawn frame.
 """
 from __future__ import annotations
 
@@ -23,221 +20,48 @@ import numpy as np
 import torch
 
 from .geometry import project, unproject
-from .masks import clean, dilate, disk
+from .masks import clean, disk
+from .snap import propagate_snapped
+from .track import follow
 
 STATIC_SHARE = 0.5      # a drawn part is "moving" when at least this share of it is in the motion mask
-SELECT_SHARE = 0.3      # a motion region is the object's when this share of it (or of the carried mask) overlaps
-WHOLE_SHARE = 0.85      # an object showing this share of its template is seen whole enough to trust its flow
-GROWTH_SHARE = 1.3      # an object grows at most this much from one frame to the next (more: it merged)
-DEPTH_BAND = 0.08       # pixels within this relative depth of the object's median depth belong to it
 DEPTH_TOLERANCE = 0.05  # a reprojected static point is visible when its depth <= the frame's depth * (1 + this)
 
 
-def warp_mask(mask: np.ndarray, flow_to_source: np.ndarray) -> np.ndarray:
-    """Carry a mask into another frame: each target pixel q takes the mask at q + flow_to_source[q]."""
-    h, w = mask.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    mx = xs + flow_to_source[..., 0]
-    my = ys + flow_to_source[..., 1]
-    warped = cv2.remap(mask.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return warped > 0.5
+FULLER_VIEW_FRAMES = 4   # how far the other direction may look for a fuller view of a partly hidden object
+FULLER_VIEW_SHARE = 1.1
+VELOCITY_PRIOR = 6       # velocity samples handed from one pass to the other
+TIGHT_SHARE = 1.2        # snapped masks at most this much larger than the tracked ones: tight motion masks
 
 
-def shift_mask(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
-    h, w = mask.shape
-    return cv2.warpAffine(mask.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR) > 0.5
-
-
-def object_motion(visible: np.ndarray, flow: np.ndarray, valid: np.ndarray) -> tuple[float, float] | None:
-    """Median displacement of an object's visible pixels (forward-backward consistent flow where there is
-    enough of it): how the whole object moves, also the parts of it hidden in this frame."""
-    use = visible & valid
-    if use.sum() < 5:
-        use = visible
-    if not use.any():
-        return None
-    d = flow[use]
-    return float(np.median(d[:, 0])), float(np.median(d[:, 1]))
-
-
-def select_regions(template: np.ndarray, motion: np.ndarray) -> np.ndarray | None:
-    """The motion-mask regions that are the object whose predicted (amodal) shape is `template`; None when
-    no region is (the object stopped, or is hidden)."""
-    count, labels = cv2.connectedComponents(motion.astype(np.uint8), connectivity=8)
-    if count <= 1 or not template.any():
-        return None
-    # A sliver coming out from behind an occluder lies at the template's edge: count a margin of 2 px.
-    near = dilate(template, 2)
-    overlap = np.bincount(labels[near], minlength=count)
-    area = np.bincount(labels.ravel(), minlength=count)
-    chosen = (overlap >= SELECT_SHARE * area) | (overlap >= SELECT_SHARE * template.sum())
-    chosen[0] = False
-    touched = overlap > 0
-    touched[0] = False
-    if not chosen.any() and overlap[touched].sum() < SELECT_SHARE * template.sum():
-        return None
-    # Whole regions that are mostly the object, and the template's part of regions it only touches (a
-    # sliver merged into another moving thing's region; `separate` then keeps what moves with the object).
-    return chosen[labels] | (touched[labels] & near)
-
-
-def separate(selected: np.ndarray, flow_back: np.ndarray, d, depth: np.ndarray, object_depth) -> np.ndarray:
-    """Motion regions of two moving things that touch are one region: keep the chosen pixels that belong to
-    the object. Depth decides where it is known (within the object's own depth band; flow is unreliable
-    exactly there, where one thing comes out from behind another); flow where it is not (their flow back to
-    the previous frame is about -d)."""
-    if d is None and object_depth is None:
-        return selected
-    known = np.isfinite(depth) & (depth > 0)
-    keep = ~known
-    if d is not None:
-        speed = float(np.hypot(*d))
-        keep &= np.hypot(flow_back[..., 0] + d[0], flow_back[..., 1] + d[1]) <= 1.0 + 0.3 * speed
-    if object_depth is not None:
-        centre, band = object_depth
-        with np.errstate(invalid="ignore"):
-            keep |= known & (np.abs(depth - centre) <= band * centre)
-    else:
-        keep |= known
-    return selected & keep
-
-
-def _depth_band(depth: np.ndarray, mask: np.ndarray):
-    """(median depth, relative band) of an object's visible pixels: DEPTH_BAND, or twice the object's own
-    relative spread (interquartile) when it reaches further in depth (a car driving away)."""
-    values = depth[mask]
-    values = values[np.isfinite(values) & (values > 0)]
-    if len(values) < 5:
-        return None
-    q1, median, q3 = np.percentile(values, [25, 50, 75])
-    return float(median), max(DEPTH_BAND, 2.0 * float(q3 - q1) / float(median))
-
-
-def follow(store, motion: np.ndarray, depth: np.ndarray, start: int, mask: np.ndarray, step: int,
-           min_area: int) -> dict[int, np.ndarray]:
-    """{frame: mask} of the object from `start` (where it is `mask`) to the shot's end in direction `step`.
-
-    Per step: the object's displacement is the median flow of its visible pixels; its amodal template (its
-    last nearly whole view) is moved by that displacement; the motion-mask regions the template overlaps are
-    the object's visible mask in the next frame (so an object that passes behind something is picked up
-    again where it comes out; while it is partly hidden it keeps the velocity it had when seen whole). The
-    template is re-anchored whenever the object is seen (nearly) whole. Where no motion region matches, the
-    visible mask is carried by the flow alone."""
-    frames = motion.shape[0]
-    found = {}
-    visible, template, t = mask, mask, start
-    velocity = None
-    # The object's relative depth extent, from the view it starts from: measured again on later (possibly
-    # contaminated) masks it could only grow, and let the neighbour in.
-    band = _depth_band(depth[start], mask)
-    while 0 <= t + step < frames:
-        nxt = t + step
-        if step == 1:  # forward(t) moves pixels of t to t+1; backward(t) maps t+1 back to t
-            flow, valid, back = store.forward(t, 1), store.forward_valid(t, 1), store.backward(t, 1)
-        else:
-            flow, valid, back = store.backward(nxt, 1), store.backward_valid(nxt, 1), store.forward(nxt, 1)
-        whole = visible.sum() >= WHOLE_SHARE * template.sum()
-        d = object_motion(visible, flow, valid)
-        if whole and d is not None:
-            velocity = d
-        elif velocity is not None:
-            # Partly hidden: the flow of its few visible pixels next to the occluder is unreliable (it takes
-            # the occluder's motion); the object keeps the velocity it had while seen whole.
-            d = velocity
-        template = shift_mask(template, *d) if d is not None else template
-        chosen = select_regions(template, motion[nxt])
-        centre = _depth_band(depth[t], visible)
-        object_depth = (centre[0], band[1]) if centre is not None and band is not None else centre
-        if chosen is not None:
-            chosen = separate(chosen, back, d, depth[nxt], object_depth)
-        visible = chosen if chosen is not None else warp_mask(visible, back)
-        visible = clean(visible, min_area) if visible.any() else visible
-        if visible.any():
-            template = align(template, visible, _background(depth[nxt], motion[nxt], object_depth))
-        # Re-anchor on a whole view, or on more of it than before (it came out from behind something), but
-        # not while something nearer hides part of it: an object sliding behind a column loses a little each
-        # frame, and re-anchoring then would shrink the template to the part still in view.
-        grew = template.sum() <= visible.sum() <= GROWTH_SHARE * template.sum()
-        if grew or (WHOLE_SHARE * template.sum() <= visible.sum() <= template.sum()
-                    and not _hidden(template & ~visible, depth[nxt], object_depth)):
-            template = visible
-        found[nxt] = visible
-        t = nxt
-    return found
-
-
-ALIGN_RADIUS = 3  # pixels the template may be nudged per frame to sit on the part of the object in view
-
-
-def align(template: np.ndarray, visible: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """The template shifted by the whole-pixel offset (within ALIGN_RADIUS) that covers most of the visible
-    part and least of the background seen behind the object (pixels in front of it may hide it and count
-    for nothing): the velocity of a partly hidden object is only a guess, this keeps its template on it."""
-    r = ALIGN_RADIUS
-    ys, xs = np.nonzero(template | visible)
-    y0, y1 = max(ys.min() - r, 0), min(ys.max() + r + 1, template.shape[0])
-    x0, x1 = max(xs.min() - r, 0), min(xs.max() + r + 1, template.shape[1])
-    t, v, b = template[y0:y1, x0:x1], visible[y0:y1, x0:x1], background[y0:y1, x0:x1]
-    best, best_score = (0, 0), int((t & v).sum()) - int((t & b).sum())
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            moved = np.roll(t, (dy, dx), axis=(0, 1))
-            score = int((moved & v).sum()) - int((moved & b).sum())
-            if score > best_score or (score == best_score and abs(dx) + abs(dy) < abs(best[0]) + abs(best[1])):
-                best, best_score = (dy, dx), score
-    return shift_mask(template, float(best[1]), float(best[0])) if best != (0, 0) else template
-
-
-def _background(depth: np.ndarray, motion: np.ndarray, object_depth) -> np.ndarray:
-    """Static pixels seen clearly behind the object: where its template may not lie."""
-    if object_depth is None:
-        return np.zeros(motion.shape, bool)
-    with np.errstate(invalid="ignore"):
-        far = ~np.isfinite(depth) | (depth > object_depth[0] * (1 + object_depth[1]))
-    return far & ~motion
-
-
-def _hidden(missing: np.ndarray, depth: np.ndarray, object_depth) -> bool:
-    """Whether the template's pixels the object no longer covers are mostly covered by something nearer."""
-    if object_depth is None or missing.sum() < 5:
-        return False
-    values = depth[missing]
-    with np.errstate(invalid="ignore"):
-        nearer = np.isfinite(values) & (values > 0) & (values < object_depth[0] * (1 - object_depth[1]))
-    return bool(nearer.mean() > 0.5)
-
-
-FULLER_VIEW_FRAMES = 3   # how far the other direction may look for a fuller view of a partly hidden object
-FULLER_VIEW_SHARE = 1.15
-
-
-def propagate_moving(drawn: dict[int, np.ndarray], motion: np.ndarray, depth: np.ndarray, store,
-                     min_area: int) -> np.ndarray:
-    """(F, H, W) bool: the moving parts of the drawn masks followed through the shot (see `follow`).
+def propagate_moving(drawn: dict[int, np.ndarray], rgb: np.ndarray, motion: np.ndarray, depth: np.ndarray, store,
+                     K: np.ndarray, world_from_camera: np.ndarray, min_area: int) -> np.ndarray:
+    """(F, H, W) bool: the moving parts of the drawn masks followed through the shot (see track.follow).
 
     A drawn frame may show the object partly hidden; its template would then miss the hidden part for good.
     So when the other direction finds the object clearly larger within a few frames, this direction is run
-    again from that fuller view (through the drawn frame and on), and the run that keeps more of the object
-    is used."""
+    again from that fuller view (through the drawn frame and on), starting with the object's own velocity
+    as the other pass measured it, and that run is used."""
     frames = motion.shape[0]
     best = np.zeros(motion.shape, bool)
     distance = np.full(frames, np.inf)
     for k, mask in sorted(drawn.items()):
-        passes = {step: follow(store, motion, depth, k, mask, step, min_area) for step in (1, -1)}
+        def run(start, m, step, prior=None):
+            return follow(rgb, store, motion, depth, K, world_from_camera, start, m, step, min_area, prior)
+
+        results = {step: run(k, mask, step) for step in (1, -1)}
+        passes = {step: results[step][0] for step in (1, -1)}
         for step in (1, -1):
-            other = passes[-step]
+            other, other_samples = results[-step]
             near = [j for j in other if abs(j - k) <= FULLER_VIEW_FRAMES]
             if not near:
                 continue
             j = max(near, key=lambda f: int(other[f].sum()))
             if other[j].sum() > FULLER_VIEW_SHARE * mask.sum():
-                again = follow(store, motion, depth, j, other[j], step, min_area)
-                again = {f: m for f, m in again.items() if (f - k) * step > 0}
-                # Keep the pass that holds on to more of the object (the other lost it somewhere: what it
-                # keeps is bounded by the motion masks and the depth/flow test, so more is not spill).
-                if sum(int(m.sum()) for m in again.values()) > sum(int(m.sum()) for m in passes[step].values()):
-                    passes[step] = again
+                # The other pass measured the object's own velocity on whole views near here: this pass
+                # starts with those samples (negated, nearest last) instead of the flow's guess.
+                again, _ = run(j, other[j], step, [-v for v in reversed(other_samples[:VELOCITY_PRIOR])])
+                passes[step] = {f: m for f, m in again.items() if (f - k) * step > 0}
         found = {k: mask, **passes[1], **passes[-1]}
         for t, m in found.items():
             if abs(t - k) < distance[t]:
@@ -276,6 +100,19 @@ def propagate_static(drawn: dict[int, np.ndarray], depth: np.ndarray, K: np.ndar
     return out
 
 
+def choose(tracked: np.ndarray, snapped: np.ndarray) -> np.ndarray:
+    """The snapped masks when the motion masks are tight around the object (the snapped mask is then no
+    larger than the tracked one: over the frames where both found it, the median of their area ratio is at
+    most TIGHT_SHARE), and whole motion regions are the better outline; else the tracked masks (the motion
+    masks carry a halo: the real solve's are 1.5-2x the object). One choice for the whole shot: it is a
+    property of the motion masks, and mixing the two from frame to frame would make the outline jump."""
+    both = [t for t in range(len(tracked)) if tracked[t].any() and snapped[t].any()]
+    if not both:
+        return tracked
+    ratio = float(np.median([snapped[t].sum() / tracked[t].sum() for t in both]))
+    return snapped if ratio <= TIGHT_SHARE else tracked
+
+
 def split_by_motion(mask: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(moving part, static part) of a drawn mask: whole connected parts, classified by their motion share."""
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
@@ -288,14 +125,17 @@ def split_by_motion(mask: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, n
 
 
 def propagate(drawn: dict[int, np.ndarray], motion: np.ndarray, store, depth: np.ndarray, K: np.ndarray,
-              world_from_camera: np.ndarray, device, min_area: int) -> np.ndarray:
-    """(F, H, W) bool object masks on every frame from masks drawn on some frames."""
+              world_from_camera: np.ndarray, device, min_area: int, rgb: np.ndarray) -> np.ndarray:
+    """(F, H, W) bool object masks on every frame from masks drawn on some frames; rgb (F, H, W, 3) uint8."""
     moving, static = {}, {}
     for k, m in drawn.items():
         moving[k], static[k] = split_by_motion(m, motion[k])
     out = np.zeros(motion.shape, bool)
     if any(m.any() for m in moving.values()):
-        out |= propagate_moving({k: m for k, m in moving.items() if m.any()}, motion, depth, store, min_area)
+        drawn_moving = {k: m for k, m in moving.items() if m.any()}
+        tracked = propagate_moving(drawn_moving, rgb, motion, depth, store, K, world_from_camera, min_area)
+        snapped = propagate_snapped(drawn_moving, motion, depth, store, min_area)
+        out |= choose(tracked, snapped)
     if any(m.any() for m in static.values()):
         out |= propagate_static({k: m for k, m in static.items() if m.any()}, depth, K, world_from_camera, device)
     return np.stack([clean(m, min_area) for m in out])

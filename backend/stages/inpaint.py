@@ -90,7 +90,8 @@ def run(ctx) -> dict[str, str]:
     elif folder.suffix.lower() == ".json":
         marks = clicks.read_clicks(folder, frames, w, h)
         drawn = clicks.masks_from_clicks(marks, rgb, depth, motion)
-        objects = propagate.propagate(drawn, motion, FlowStore(ctx.path), depth, K, world_from_camera, ctx.device, min_area)
+        objects = propagate.propagate(drawn, motion, FlowStore(ctx.path), depth, K, world_from_camera, ctx.device, min_area,
+                                      rgb)
         how = f"{len(marks)} clicks/boxes on frames {sorted(drawn)}"
     else:
         drawn = {}
@@ -102,7 +103,7 @@ def run(ctx) -> dict[str, str]:
         if not any(m.any() for m in drawn.values()):
             raise ShotfieldError(f"--remove {folder}: every mask is empty (white marks what to remove)")
         store = FlowStore(ctx.path)
-        objects = propagate.propagate(drawn, motion, store, depth, K, world_from_camera, ctx.device, min_area)
+        objects = propagate.propagate(drawn, motion, store, depth, K, world_from_camera, ctx.device, min_area, rgb)
         how = f"masks drawn on frames {sorted(drawn)}"
     removed = np.stack([masks.dilate(m, radius) for m in objects])
     ctx.job.log(f"inpaint: removing {how}: {int(objects.any(axis=(1, 2)).sum())} of {frames} frames have something "
@@ -111,9 +112,15 @@ def run(ctx) -> dict[str, str]:
     reliable = np.stack([reliable_depth(d) for d in depth])
     feather = max(1, radius // 2 + 1)
     with one_cpu_thread(ctx.device):  # see backend/device.py for why
+        # Nothing that moves is lifted into the static scene, even where it is not removed (another object,
+        # or the part of the motion mask around a tight drawn mask): the estimated depth of pixels next to
+        # a moving object is the object's (its edges are off by pixels), and such points float in front of
+        # the background and flicker (on the default shot's real chain: 6.6 against 3.4 with tight masks).
+        moving = np.stack([masks.dilate(m, radius) for m in motion])
         result = fill.build_plates(rgb, depth, removed, K, world_from_camera, reliable, ctx.device, settings.effort,
                                    settings.quality, feather,
-                                   progress=lambda f, m: ctx.progress(0.05 + 0.75 * f, m), log=ctx.job.log)
+                                   progress=lambda f, m: ctx.progress(0.05 + 0.75 * f, m), log=ctx.job.log,
+                                   exclude=moving)
     ctx.progress(0.82, "writing masks and plates")
     masks.write_masks(ctx.path / "masks", removed)
     masks.write_masks(ctx.path / "masks" / "object", objects)

@@ -205,10 +205,14 @@ def evaluate(plates: np.ndarray, clean: np.ndarray, ours: np.ndarray, gt_masks: 
     pg, sg = _region_scores(plates, clean, gt_masks)
     a, b = plates / 255.0, clean / 255.0
     f = flicker(plates, ours, flows)
+    # The clean plates' own flicker over the same pixels: what lies under the masks (textured ground beside
+    # the objects, the edges of things behind them) resamples worse than the frame on average.
+    floor = flicker(clean, ours, flows)
     return {"psnr_mask": pm, "ssim_mask": sm, "psnr_gt_mask": pg, "ssim_gt_mask": sg,
             "psnr_frame": float(np.mean([psnr(x, y) for x, y in zip(a, b)])),
             "ssim_frame": float(np.mean([ssim(x, y) for x, y in zip(a, b)])),
-            "flicker": f, "flicker_clean": clean_flicker, "flicker_ratio": f / clean_flicker if clean_flicker else None}
+            "flicker": f, "flicker_clean": clean_flicker, "flicker_ratio": f / clean_flicker if clean_flicker else None,
+            "flicker_clean_mask": floor, "flicker_ratio_mask": f / floor if floor else None}
 
 
 # --- the benchmark ----------------------------------------------------------------------------------------
@@ -350,7 +354,8 @@ def _drawn_mask_run(ctx: Context, base_job: Path, work: Path, index: np.ndarray)
 INPAINT_COLUMNS = [("psnr_mask", "PSNR mask", "{:.2f}"), ("psnr_gt_mask", "PSNR GT-mask", "{:.2f}"),
                    ("ssim_mask", "SSIM mask", "{:.3f}"), ("psnr_frame", "PSNR frame", "{:.2f}"),
                    ("ssim_frame", "SSIM frame", "{:.3f}"), ("flicker", "flicker", "{:.2f}"),
-                   ("flicker_clean", "clean flicker", "{:.2f}"), ("drawn_iou_min", "1-frame IoU min", "{:.3f}")]
+                   ("flicker_clean", "clean flicker", "{:.2f}"), ("flicker_clean_mask", "clean flicker in mask", "{:.2f}"),
+                   ("drawn_iou_min", "1-frame IoU min", "{:.3f}"), ("drawn_iou_mean", "1-frame IoU mean", "{:.3f}")]
 
 
 def inpaint_summary(records: list[Record]) -> tuple[str, list]:
@@ -371,7 +376,10 @@ def inpaint_summary(records: list[Record]) -> tuple[str, list]:
             ("masked PSNR >= 25 dB", m["psnr_mask"], m["psnr_mask"] >= 25),
             ("masked PSNR >= flow-guided + 2 dB", m["psnr_mask"] - fg_psnr if fg_psnr is not None else None,
              fg_psnr is not None and m["psnr_mask"] >= fg_psnr + 2),
-            ("flicker <= 1.5x the clean plates'", m.get("flicker_ratio"), m.get("flicker_ratio") is not None and m["flicker_ratio"] <= 1.5),
+            ("flicker <= 1.5x the clean plates' (whole frame)", m.get("flicker_ratio"),
+             m.get("flicker_ratio") is not None and m["flicker_ratio"] <= 1.5),
+            ("flicker <= 1.5x the clean plates' (same mask)", m.get("flicker_ratio_mask"),
+             m.get("flicker_ratio_mask") is not None and m["flicker_ratio_mask"] <= 1.5),
             ("one drawn frame: IoU >= 0.85 on every frame", m.get("drawn_iou_min"), (m.get("drawn_iou_min") or 0) >= 0.85),
             ("stage seconds <= 600 (40 frames 320x240, 2 cores)", seconds, seconds is not None and seconds <= 600),
         ]

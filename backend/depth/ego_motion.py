@@ -3,8 +3,10 @@ the cameras withheld (learned per-frame ego-motion and one shared pinhole, see t
 
     estimate_cameras(job_dir, moving (F, H, W) bool, device) -> backend.solve.track.CameraTrack
 
-Poses are up to scale (the first frame is the origin, depth starts at a median of 1); the solve refines
-them with its dense bundle adjustment, as it does an SfM initialisation.
+The focal length comes from the epipolar self-calibration scan (self_calibration.py, within 0.5 % on the
+test shots), refined by at most train.FOCAL_REFINE (0.5 %) in training. Poses are up to scale (the first
+frame is the origin, depth starts at a median of 1); the solve refines them with its dense bundle
+adjustment, as it does an SfM initialisation.
 """
 from __future__ import annotations
 

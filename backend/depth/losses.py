@@ -15,7 +15,8 @@ from kornia.losses import ssim_loss
 #: The paper's weights (rgb 1, ssim 3, depth smoothing 1e-3, rot/trans cycle 1e-3/5e-2, motion smoothing 1,
 #: motion sparsity 0.2) and the two geometric terms added here.
 WEIGHTS = {"rgb": 1.0, "ssim": 3.0, "depth_smooth": 1e-3, "rot_cycle": 1e-3, "trans_cycle": 5e-2,
-           "motion_smooth": 1.0, "motion_sparsity": 0.2, "flow": 0.2, "depth_consistency": 0.5, "prior": 0.5}
+           "motion_smooth": 1.0, "motion_sparsity": 0.2, "flow": 0.2, "depth_consistency": 0.5, "prior": 0.5,
+           "object_prior": 0.5}
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -10,15 +10,23 @@ against its three failure modes:
 - "lazy" zero motion: the motion network's last layer starts small but random, not zero, and the clipping
   is loose enough not to starve it.
 
+Moving objects: with solved cameras their depth is the ground-contact prior's; the warps see it but do not
+move it (OBJECT_DEPTH_FROM_PRIOR): from two views an object's depth trades exactly against its residual
+translation, and the photometric terms otherwise turn its motion into static parallax (measured on the
+default shot: moving AbsRel 0.054 -> 0.145 over training without this).
+
 Cameras: with the solve's cameras, poses and intrinsics are fixed (they are better than anything learned
 here: ATE < 0.5 %, focal < 1 %). Without them (`learn_cameras`), per-frame poses and one shared pinhole
-(focal length, principal point) are learned. The paper's motion network predicts ego-motion and intrinsics
+(focal length, principal point) are learned; the focal length starts from the epipolar self-calibration
+scan (self_calibration.py) and may move by at most FOCAL_REFINE (left free it drifts to the photometric
+loss's short-focal minimum). The paper's motion network predicts ego-motion and intrinsics
 per frame pair from its bottleneck; on a single shot, per-frame pose parameters are the same thing with
 the network's amortisation removed: they converge faster and are consistent by construction, so the
 rotation-cycle term is identically zero and only the translation cycle (residual field) remains.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -30,7 +38,9 @@ from ..device import one_cpu_thread
 from . import geometry as G
 from . import losses as L
 from .networks import DepthNet, MotionNet
+from .objects import object_pixels
 from .prior import contact_fill, fill_log_depth
+from .self_calibration import scan_focal
 from .shot import ShotInputs
 from .triangulate import triangulate_shot
 
@@ -63,6 +73,16 @@ CLIP_NORM = 1.0
 #: static warp misses by several pixels still pulls on the residual field, near enough to bound outliers.
 FLOW_CLAMP_PX = 20.0
 SPARSITY_OUTSIDE = 10.0
+#: With solved cameras, moving objects keep the ground-contact prior's depth: the warps do not move it
+#: (measured on the default shot: the prior's moving AbsRel 0.054 became 0.145 after training without this).
+OBJECT_DEPTH_FROM_PRIOR = True
+#: Static pixels inside the solve's (generous) motion masks are triangulated too (objects.py).
+TIGHTEN_MASKS = True
+#: Learned cameras: how far (share) the training may move the self-calibrated focal length. Measured with
+#: +-2 %: the photometric refinement always walked down towards the bound (quick shot 142.3 -> 139.6 px at
+#: effort 3, default shot 284.5 -> 280.5 px at effort 1, true 142.2 / 284.4), so it only polishes within the
+#: scan's 0.5 % grid step.
+FOCAL_REFINE = 0.005
 LR = 1e-3
 MOTION_LR = 5e-3   # the residual field has half the steps (frozen first) and must not stay "lazy"
 
@@ -81,20 +101,26 @@ class TrainResult:
     loss_history: list = field(default_factory=list)   # [(step, total)]
     prior_coverage: float = 0.0
     median_depth: float = 1.0
+    self_calibration: dict = field(default_factory=dict)   # the focal scan (learned cameras), see self_calibration.py
 
 
 class _Cameras(torch.nn.Module):
     """Per-frame poses and one shared pinhole, learned (cameras withheld) or fixed (from the solve)."""
 
-    def __init__(self, shot: ShotInputs, device, learn: bool, scale=(1.0, 1.0), size=None):
-        """scale: (sx, sy) from working pixels to training pixels; size: (h, w) of the training images."""
+    def __init__(self, shot: ShotInputs, device, learn: bool, scale=(1.0, 1.0), size=None, focal=None):
+        """scale: (sx, sy) from working pixels to training pixels; size: (h, w) of the training images;
+        focal: the learned focal length's starting value in training pixels (self-calibration), else max(w, h)."""
         super().__init__()
         n, (h, w) = shot.frames, size or shot.size
         self.learn, self.h, self.w = learn, h, w
         if learn:
             self.rot = torch.nn.Parameter(torch.zeros(n, 3, device=device))
             self.trans = torch.nn.Parameter(torch.zeros(n, 3, device=device))
-            self.log_f = torch.nn.Parameter(torch.tensor(math.log(max(w, h)), device=device))
+            # with a self-calibrated start the photometric refinement may move f by at most FOCAL_REFINE
+            # (measured: left free it drifts from the scan's 142 px to 56 px, the short-focal minimum)
+            self.log_f0 = math.log(focal or max(w, h))
+            self.bound = FOCAL_REFINE if focal else None
+            self.log_f = torch.nn.Parameter(torch.tensor(0.0 if focal else self.log_f0, device=device))
             self.pp = torch.nn.Parameter(torch.zeros(2, device=device))
         else:
             wfc = torch.as_tensor(shot.world_from_camera, dtype=torch.float32, device=device)
@@ -114,13 +140,39 @@ class _Cameras(torch.nn.Module):
         m[:, :3, 3] = self.trans[idx] * keep
         return m
 
+    def log_focal(self) -> torch.Tensor:
+        if self.bound is None:
+            return self.log_f
+        return self.log_f0 + math.log1p(self.bound) * torch.tanh(self.log_f)
+
     def K(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.learn:
             return self.Kfix[idx]
-        f = torch.exp(self.log_f).expand(len(idx))
+        f = torch.exp(self.log_focal()).expand(len(idx))
         cx = (self.w / 2 + self.pp[0] * self.w * 0.05).expand(len(idx))
         cy = (self.h / 2 + self.pp[1] * self.h * 0.05).expand(len(idx))
         return G.intrinsics_matrix(f, f, cx, cy)
+
+
+def static_prior(shot: ShotInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(triangulated depth, its confidence, prior log depth), each (F, H, W), with solved cameras.
+
+    The static pixels are triangulated (triangulate.py); the pixels of the motion masks that the cameras
+    and that depth explain (objects.object_pixels) are triangulated again and keep their own depth
+    (TIGHTEN_MASKS); the rest is filled (prior.fill_log_depth) and the masks' regions take the ground-contact
+    depth (prior.contact_fill) from the static pixels below them."""
+    depth, conf = triangulate_shot(shot)
+    tight = shot.moving
+    if TIGHTEN_MASKS and shot.moving.any():
+        tight = object_pixels(shot, depth, conf)
+        depth, conf = triangulate_shot(dataclasses.replace(shot, moving=tight))
+    known_outside = (depth > 0) & ~shot.moving
+    prior = []
+    for t in range(shot.frames):
+        filled = fill_log_depth(depth[t], conf[t])
+        contact = contact_fill(filled, known_outside[t], shot.moving[t])
+        prior.append(np.where(shot.moving[t] & ~tight[t] & (depth[t] > 0), filled, contact))
+    return depth, conf, np.stack(prior).astype(np.float32)
 
 
 def _ramp(step: int, steps: int) -> float:
@@ -151,14 +203,14 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
         log_median = 0.0
         log_prior = np.zeros((n, *shot.size), np.float32)
     else:
-        tri_depth, tri_conf = triangulate_shot(shot)
+        tri_depth, tri_conf, log_prior = static_prior(shot)
         known = tri_depth > 0
         log_median = float(np.median(np.log(tri_depth[known]))) if known.any() else 0.0
-        log_prior = np.stack([contact_fill(fill_log_depth(d, c), d > 0, m)
-                              for d, c, m in zip(tri_depth, tri_conf, shot.moving)]) - log_median
+        log_prior = log_prior - log_median
     import cv2
 
     dev = torch.device(device)
+    protect = OBJECT_DEPTH_FROM_PRIOR and not learn  # learned cameras have no contact prior to hold to
     full_prior = log_prior
     sc = TRAIN_SCALE[quality]
     rgb = torch.as_tensor(_down(shot.rgb, sc), device=dev).permute(0, 3, 1, 2).contiguous()
@@ -176,7 +228,8 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
 
     depth_net = DepthNet(WIDTHS[quality], SCALES[quality][0]).to(dev)
     motion_net = MotionNet(WIDTHS[quality], SCALES[quality][1]).to(dev)
-    cams = _Cameras(shot, dev, learn, (sx, sy), (h, w)).to(dev)
+    scan = scan_focal(shot, seed) if learn else None
+    cams = _Cameras(shot, dev, learn, (sx, sy), (h, w), scan.f * sx if scan else None).to(dev)
     groups = [{"params": depth_net.parameters(), "lr": LR}, {"params": motion_net.parameters(), "lr": MOTION_LR}]
     if learn:
         groups.append({"params": cams.parameters(), "lr": 3e-3})
@@ -195,9 +248,16 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
         kt = torch.as_tensor([where[int(x)] for x in pt[idx]], device=dev)
         ks = torch.as_tensor([where[int(x)] for x in ps[idx]], device=dev)
         logd_t, logd_s = logd_f[kt], logd_f[ks]
+        # the warps see a moving object's depth but may not move it (OBJECT_DEPTH_FROM_PRIOR): from two views
+        # its depth trades exactly against its residual translation, and a lazy field makes the photometric
+        # and flow terms push it to whatever depth turns the object's motion into static parallax
+        geo_t, geo_s = logd_t, logd_s
+        if protect:
+            geo_t = torch.where(moving[pt[idx]], logd_t.detach(), logd_t)
+            geo_s = torch.where(moving[ps[idx]], logd_s.detach(), logd_s)
         K_t, K_s = cams.K(pt[idx]), cams.K(ps[idx])
         s_from_t = torch.linalg.inv(cams.world_from_camera(ps[idx])) @ cams.world_from_camera(pt[idx])
-        X_t = G.unproject(torch.exp(logd_t + log_median), K_t)
+        X_t = G.unproject(torch.exp(geo_t + log_median), K_t)
         X_s = G.transform(s_from_t[:, :3, :3], s_from_t[:, :3, 3], X_t)
         residual = torch.zeros_like(X_s)
         if need_motion:
@@ -205,8 +265,8 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
                                   flows[idx].permute(0, 3, 1, 2) / 10.0, moving[pt[idx]][:, None].float()) * median
             X_s = X_s + ramp * residual
         p_s, z_s = G.project(X_s, K_s)
-        return dict(frames=frames, logd_f=logd_f, logd_t=logd_t, logd_s=logd_s, X_t=X_t, X_s=X_s, p_s=p_s, z_s=z_s,
-                    residual=residual, s_from_t=s_from_t, K_t=K_t)
+        return dict(frames=frames, logd_f=logd_f, logd_t=logd_t, logd_s=logd_s, geo_s=geo_s, X_t=X_t, X_s=X_s,
+                    p_s=p_s, z_s=z_s, residual=residual, s_from_t=s_from_t, K_t=K_t)
 
     for step in range(steps):
         ramp = _ramp(step, steps)
@@ -225,11 +285,14 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
         induced = p_s - pixels
         flow_err = (induced - flows[idx]).abs().sum(-1).clamp(max=FLOW_CLAMP_PX)
         terms["flow"] = L.masked_mean(flow_err, photo_mask)
-        d_s_at = G.sample(out["logd_s"][:, None], p_s)[:, 0] + log_median
+        d_s_at = G.sample(out["geo_s"][:, None], p_s)[:, 0] + log_median
         terms["depth_consistency"] = L.masked_mean((torch.log(z_s.clamp(min=1e-6)) - d_s_at).abs(), photo_mask)
         logd_t = out["logd_t"]
         terms["prior"] = L.masked_mean((logd_t - prior[pt[idx], 0]).abs() * conf[pt[idx], 0], conf[pt[idx], 0] > 0)
         terms["depth_smooth"] = L.edge_aware_smoothness(logd_t, target)
+        if protect:
+            on_object = moving[pt[idx]]
+            terms["object_prior"] = L.masked_mean((logd_t - prior[pt[idx], 0]).abs(), on_object)
         if train_motion:
             T = out["residual"]
             terms["motion_smooth"] = L.motion_smoothness(T / median)
@@ -267,6 +330,7 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
     result.loss_history = history
     result.prior_coverage = float((tri_depth > 0).mean())
     result.median_depth = median
+    result.self_calibration = scan.summary() if scan else {}
     return result
 
 

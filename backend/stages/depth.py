@@ -68,6 +68,7 @@ def run(ctx) -> dict[str, str]:
                          if not result.learned_cameras else "learned cameras: median depth of the first frames = 1"),
         "sparse_points": scale,
         "cameras": "learned" if result.learned_cameras else "solve (fixed)",
+        "self_calibration": result.self_calibration or None,
         "triangulated_coverage": round(result.prior_coverage, 4),
         "failure_check": check,
         "temporal_consistency": consistency,

@@ -10,11 +10,16 @@ the Sim(3) that aligns the solved camera path with the true one (backend/metrics
 consistent scale), and with per-frame median scaling; the same on the moving objects and on the static set
 (gt/object_index), and their ratio; temporal consistency (depth.json). Costs: wall time and peak memory of
 `shotfield run --stages ingest,flow,solve,depth` (run_measured) and the depth stage's own seconds.
+
+Learned intrinsics ("shotfield learned cameras"): the solve's fallback, `ego_motion.estimate_cameras` on the
+same job with its cameras withheld and the solve's motion masks (effort 1, in its own process): the focal
+length against the true one (bar: within 5 %), plus the self-calibration scan's own answer.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +37,27 @@ from .runs import Context, log, run_measured, shotfield_run_command, tail
 from .shots import Shot
 
 STAGES = "ingest,flow,solve,depth"
-BARS = {"abs_rel_global": 0.06, "delta1_global": 0.95, "moving_static_ratio": 1.5, "preview_minutes_default": 5.0}
+BARS = {"abs_rel_global": 0.06, "delta1_global": 0.95, "moving_static_ratio": 1.5, "preview_minutes_default": 5.0,
+        "learned_focal_error": 0.05}
+
+#: Run in its own process from the repository root: argv = job, out.json, device, quality.
+LEARNED_CAMERAS = """
+import json, sys, time
+from pathlib import Path
+from backend.depth.ego_motion import estimate_cameras
+from backend.depth.self_calibration import scan_focal
+from backend.depth.shot import load_moving, load_shot
+from backend.frames import load_frames
+job, out, device, quality = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+n, h, w = load_frames(job).shape[:3]
+moving = load_moving(job, n, h, w)
+started = time.monotonic()
+scan = scan_focal(load_shot(job, use_cameras=False, moving=moving))
+scan_s = time.monotonic() - started
+track = estimate_cameras(job, moving, device, effort=1.0, quality=quality)
+out.write_text(json.dumps({"f": track.intrinsics.f, "scan_f": scan.f, "scan_s": scan_s,
+                           "seconds": time.monotonic() - started, "width": w}))
+"""
 
 
 def _dense_stereo_available() -> bool:
@@ -127,13 +152,37 @@ def bench_depth(ctx: Context, shot: Shot) -> list[Record]:
         grid.metrics = evaluate(peer_depth, job, shot.gt)
     elif ours.error is not None:
         grid.error = "needs the solve of the Shotfield run, which failed"
-    return [ours, grid, stereo]
+    learned = bench_learned_cameras(ctx, shot, job, work) if ours.error is None and shot.gt is not None else None
+    return [ours, grid, stereo] + ([learned] if learned else [])
+
+
+def bench_learned_cameras(ctx: Context, shot: Shot, job: Path, work: Path) -> Record:
+    rec = Record("depth", shot.name, f"shotfield learned cameras ({ctx.quality})", "shotfield")
+    out = work / "learned_cameras.json"
+    out.unlink(missing_ok=True)
+    device = "cuda" if ctx.device == "cuda" else "cpu"
+    run = run_measured([sys.executable, "-c", LEARNED_CAMERAS, str(job), str(out), device, ctx.quality],
+                       work / "learned_cameras.log")
+    if run.returncode != 0 or not out.is_file():
+        rec.error = f"exit {run.returncode}: {tail(run.log, 1)}"
+        return rec
+    got = json.loads(out.read_text())
+    true = read_cameras(shot.gt / "cameras.json")
+    true_f = float(true.K[0, 0, 0]) * got["width"] / true.width
+    rec.wall_s.append(run.wall_s)
+    rec.peak_mb.append(run.peak_mb)
+    rec.compute_s.append(got["seconds"])
+    rec.metrics = {"focal_px": got["f"], "focal_true_px": true_f, "focal_error": got["f"] / true_f - 1,
+                   "scan_focal_px": got["scan_f"], "scan_focal_error": got["scan_f"] / true_f - 1,
+                   "scan_s": got["scan_s"]}
+    return rec
 
 
 COLUMNS = [("abs_rel_global", "AbsRel (global)", "{:.4f}"), ("delta1_global", "δ<1.25 (global)", "{:.4f}"),
            ("abs_rel_median_scaled", "AbsRel (median)", "{:.4f}"), ("delta1_median_scaled", "δ<1.25 (median)", "{:.4f}"),
            ("abs_rel_static", "AbsRel static", "{:.4f}"), ("abs_rel_moving", "AbsRel moving", "{:.4f}"),
-           ("moving_static_ratio", "moving/static", "{:.2f}"), ("temporal_median_rel", "temporal med", "{:.4f}")]
+           ("moving_static_ratio", "moving/static", "{:.2f}"), ("temporal_median_rel", "temporal med", "{:.4f}"),
+           ("focal_error", "focal err", "{:+.4f}"), ("scan_focal_error", "scan focal err", "{:+.4f}")]
 
 
 def summary(records: list[Record]) -> tuple[str, list]:
@@ -142,6 +191,13 @@ def summary(records: list[Record]) -> tuple[str, list]:
         if r.stage != "depth" or r.role != "shotfield" or r.error or not r.metrics:
             continue
         m = r.metrics
+        if "focal_error" in m:
+            checks = {"learned_focal": abs(m["focal_error"]) <= BARS["learned_focal_error"]}
+            verdict = "PASS" if checks["learned_focal"] else "FAIL"
+            lines.append(f"depth/{r.shot} learned cameras: learned_focal {verdict} "
+                         f"({m['focal_px']:.1f} px for {m['focal_true_px']:.1f})")
+            out.append({"shot": r.shot, "method": r.method, "checks": checks})
+            continue
         checks = {"abs_rel_global": m["abs_rel_global"] <= BARS["abs_rel_global"],
                   "delta1_global": m["delta1_global"] >= BARS["delta1_global"],
                   "moving_static_ratio": (m["moving_static_ratio"] or 99) <= BARS["moving_static_ratio"]}

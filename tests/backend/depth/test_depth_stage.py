@@ -9,6 +9,8 @@ import pytest
 from backend.metrics.camera import align_trajectories
 from backend.metrics.depth import depth_errors
 from exporters.cameras_json import read_cameras
+from backend.depth.shot import load_shot
+from backend.depth.train import static_prior
 from exporters.exr import read_depth_exr, read_exr
 
 
@@ -74,3 +76,38 @@ def test_failure_check_tells_the_truth_about_object_motion(depth_job, test_shot)
                                        "see docs/depth.md")
 def test_object_motion_is_on_the_moving_objects(depth_job, test_shot):
     assert _motion_ratio(depth_job, test_shot) > 3
+
+
+def _moving_static(job, shot):
+    n = shot.frame_count
+    pred = _depths(job, n)
+    gt = np.stack([shot.depth(i) for i in range(n)])
+    objects = np.stack([shot.object_index(i) for i in range(n)])
+    scale = align_trajectories(read_cameras(job / "camera" / "cameras.json").world_from_camera,
+                               shot.cameras().world_from_camera).sim3.scale
+    return (depth_errors(pred * scale, gt, mask=objects > 0).abs_rel,
+            depth_errors(pred * scale, gt, mask=(objects == 0) & np.isfinite(gt)).abs_rel)
+
+
+def test_training_does_not_drag_moving_objects_off_their_prior(depth_job, test_shot):
+    """The warps may not move a moving object's depth (train.OBJECT_DEPTH_FROM_PRIOR): without that, training
+    dragged it from the ground-contact prior's 0.054 AbsRel to 0.145 on the default shot (5x the static
+    error). The output on the objects must be no worse than the prior it started from."""
+    n = test_shot.frame_count
+    _, _, log_prior = static_prior(load_shot(depth_job))
+    gt = np.stack([test_shot.depth(i) for i in range(n)])
+    objects = np.stack([test_shot.object_index(i) for i in range(n)]) > 0
+    scale = align_trajectories(read_cameras(depth_job / "camera" / "cameras.json").world_from_camera,
+                               test_shot.cameras().world_from_camera).sim3.scale
+    prior = depth_errors(np.exp(log_prior) * scale, gt, mask=objects).abs_rel
+    moving, static = _moving_static(depth_job, test_shot)
+    assert moving <= 1.1 * prior, (moving, prior)
+    assert moving / static < 3.0, (moving, static)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured: default shot moving 0.0465 / static 0.0237 = 1.96, this test "
+                                       "shot 0.107 / 0.048 = 2.2; the ground-contact cue is the limit (docs/depth.md)")
+def test_moving_depth_within_one_and_a_half_times_the_static_error(depth_job, test_shot):
+    moving, static = _moving_static(depth_job, test_shot)
+    assert moving <= 1.5 * static, (moving, static)

@@ -1,0 +1,73 @@
+"""Which pixels of the solve's motion masks really move: the masks are generous (measured on the default test
+shot: half of their pixels are static ground around the objects), and a static pixel left inside a mask
+loses its triangulated depth and shifts the ground-contact cue (prior.contact_fill) to the ground below
+the mask instead of below the object.
+
+    object_pixels(shot, depth, confidence) -> (F, H, W) bool, a subset of shot.moving
+
+With the solve's cameras and a depth for the static scene (the triangulation, its holes filled), each pixel
+has the flow a static point would have; a pixel of the mask is kept as moving where the measured flow
+departs from that by more than RESIDUAL_PX (at 320 px) per frame of gap (median over the gaps 1 and 2, both
+directions), grown by GROW: what the cameras and the static depth explain is static. The depth stage
+triangulates the static pixels inside the masks again with these tighter masks (train.static_prior).
+Measured: default test shot (320x240) precision 0.63 (the masks: 0.50), recall 0.993; quick test shot
+(160x120) precision 0.43 (the masks: 0.37), 98.6 % of the masks' object pixels kept.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .prior import fill_log_depth
+from .shot import ShotInputs
+
+#: Per frame of gap, in pixels of a 320-pixel-wide image (scaled with the working size: object motion in
+#: pixels scales with it); DIS flow on the static scene is good to ~0.05 px here.
+RESIDUAL_PX = 0.3
+#: The kept pixels grow by this (px) inside the mask: flow at an object's border is smeared over the ground,
+#: and an object pixel taken for static gets a wrong triangulated depth (measured on the default shot:
+#: 0.3 px and 3 px keep 99.3 % of the object pixels, 0.5 px and none 93.6 %).
+GROW = 3
+GAPS = (1, 2)
+OPEN = np.ones((3, 3), np.uint8)
+
+
+def static_flow(log_depth: np.ndarray, K_t, K_s, world_from_t, world_from_s) -> np.ndarray:
+    """(H, W, 2) flow t -> s of a static scene with planar log depth (H, W) in camera t."""
+    h, w = log_depth.shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    pix = np.stack([xs, ys, np.ones_like(xs)], -1)
+    X = (pix @ np.linalg.inv(K_t).T) * np.exp(log_depth)[..., None]
+    s_from_t = np.linalg.inv(world_from_s) @ world_from_t
+    Y = X @ s_from_t[:3, :3].T + s_from_t[:3, 3]
+    uv = Y @ np.asarray(K_s).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return uv[..., :2] / uv[..., 2:3] - pix[..., :2]
+
+
+def object_pixels(shot: ShotInputs, depth: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """depth/confidence: the triangulation of the static pixels (0 = unknown)."""
+    assert shot.has_cameras
+    pairs = {(p.t, p.s): p for p in shot.pairs}
+    threshold = RESIDUAL_PX * max(shot.size) / 320
+    out = np.zeros_like(shot.moving)
+    for t in range(shot.frames):
+        if not shot.moving[t].any():
+            continue
+        filled = fill_log_depth(depth[t], confidence[t])
+        residuals = []
+        for g in GAPS:
+            for s in (t + g, t - g):
+                p = pairs.get((t, s))
+                if p is None:
+                    continue
+                induced = static_flow(filled, shot.K[t], shot.K[s], shot.world_from_camera[t],
+                                      shot.world_from_camera[s])
+                residuals.append(np.linalg.norm(p.flow - induced, axis=-1) / g)
+        if not residuals:
+            out[t] = shot.moving[t]
+            continue
+        r = np.nan_to_num(np.median(np.stack(residuals), 0), nan=np.inf)
+        moving = cv2.morphologyEx((shot.moving[t] & (r > threshold)).astype(np.uint8), cv2.MORPH_OPEN, OPEN)
+        out[t] = cv2.dilate(moving, np.ones((GROW, GROW), np.uint8)).astype(bool) & shot.moving[t]
+    return out

@@ -22,6 +22,7 @@ from .sweep import nearest_layer
 
 EMPTY = 1e-4          # accumulated alpha below which a texel is treated as empty
 SMOOTH_PASSES = 2     # 3x3 box passes over the distance map: the mesh follows surfaces, not texel noise
+SKIRT = 2             # texels by which a layer overlaps the next one where the surface continues across
 
 
 @dataclass
@@ -61,6 +62,9 @@ def merge(stack: LayerStack, count: int) -> list[Layer]:
     # The surface the canvas shows: the nearest layer with real opacity seen from the reference camera.
     transmit = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), 1 - alpha.flip(0)[:-1]], 0), 0).flip(0)
     shown = (alpha * transmit).argmax(0)
+    shown_colour = colour.gather(0, shown[None, None].expand(1, 3, *shown.shape))[0]
+    inverse = 1.0 / surface
+    spacing = float(1.0 / s[-1] - 1.0 / s[0]) / max(len(s) - 1, 1)
     layers = []
     for first, last in group_planes(stack.alpha[:, 0], count):
         acc_c = torch.zeros_like(colour[0])
@@ -81,15 +85,29 @@ def merge(stack: LayerStack, count: int) -> list[Layer]:
         # nothing: a slanted floor then runs on exactly up to where the next group takes over, so the mesh's
         # vertices at that border (interpolated between texels) stay on the floor instead of bending towards
         # the group's middle distance, which shows as a seam from a moved camera.
-        exact = known & (((shown >= first) & (shown <= last)) | ~has)
+        own = known & (shown >= first) & (shown <= last)
+        exact = own | (known & ~has)
         distance = torch.where(exact, surface, distance).clamp(lo, hi)
         distance = torch.where(exact, distance, _smooth(distance).clamp(lo, hi))
+        # A skirt: where the surface runs on into the next group (a floor, a sphere), this layer keeps it for
+        # SKIRT more texels, at its own distance and colour. The two meshes then overlap along the seam
+        # instead of meeting edge to edge, which a moved camera sees as a crack onto whatever lies behind.
+        # At the reference view the skirt shows the surface's own colour, under or over its owner: exact.
+        skirt = _grow(own, SKIRT) & known & ~own & ~has
+        skirt &= (inverse >= 1.0 / hi - spacing) & (inverse <= 1.0 / lo + spacing)
+        distance = torch.where(skirt, surface, distance)
+        straight = torch.where(skirt[None], shown_colour, straight)
+        acc_a = torch.where(skirt, torch.ones_like(acc_a), acc_a)
         rgba = torch.cat([linear_to_srgb(straight), acc_a[None]], 0).clamp(0, 1)
         layers.append(Layer(
             rgba=(rgba.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8),
             distance=distance.float().cpu().numpy(),
             near=lo, far=hi, planes=(first, last)))
     return layers
+
+
+def _grow(mask: torch.Tensor, texels: int) -> torch.Tensor:
+    return F.max_pool2d(mask[None, None].float(), 2 * texels + 1, stride=1, padding=texels)[0, 0] > 0.5
 
 
 def _smooth(distance: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,8 @@ class LayerStack:
     margin: int = 0                 # canvas texels on each side of the reference frame
     surface: torch.Tensor | None = None  # (H + 2m, W + 2m) distance of what the canvas shows: the depth
                                          # stage's inside the frame, the neighbours' around it; NaN unknown
+    hidden: torch.Tensor | None = None   # (H + 2m, W + 2m) distance of the nearest surface behind it that the
+                                         # neighbouring frames saw (fusion.py); NaN where none
 
     @property
     def rgba(self) -> torch.Tensor:

@@ -110,4 +110,5 @@ def initial_stack(kind: str, ref: View, sources: list[View], ref_distance: torch
     colour = torch.where((at_shown & in_frame & ~around)[:, None], image[None], colour)
     colour = torch.where((at_shown & around | at_hidden)[:, None], fused.colour[None].to(colour.dtype), colour)
     surface = torch.where(around, fused.distance, visible)
-    return LayerStack(kind, distances, colour.contiguous(), alpha.contiguous(), ref, margin, surface)
+    hidden_distance = torch.where(hidden >= 0, fused.distance, torch.full_like(fused.distance, float("nan")))
+    return LayerStack(kind, distances, colour.contiguous(), alpha.contiguous(), ref, margin, surface, hidden_distance)

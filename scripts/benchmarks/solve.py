@@ -46,10 +46,14 @@ SOLVE_PEERS: dict[str, SolvePeer] = {
     "blender-tracker-tripod": SolvePeer("scripts.benchmarks.blender_tracker", ("--tripod-solver",), tripod_only=True),
 }
 
-#: (metric key, header, format) of the printed table; the costs follow.
+#: (metric key, header, format) of the printed table; the costs follow. Rotation errors (solve_metrics):
+#: RPE = all frame pairs, no alignment (the bar's measure); joint = after a Sim(3) fitted to centres and
+#: orientations; orient = rotation fitted to orientations alone; pos-only = Umeyama on the centres alone
+#: (ill-posed on a nearly straight path, kept visible); rel Δ1 = consecutive frames.
 SOLVE_COLUMNS = [("registered_str", "reg", "{}"), ("ate_percent", "ATE %path", "{:.3f}"), ("ate", "ATE", "{:.4f}"),
-                 ("rotation_mean_deg", "rot mean°", "{:.3f}"), ("orientation_median_deg", "orient med°", "{:.3f}"),
-                 ("rel_rotation_mean_deg", "rel rot°", "{:.4f}"), ("focal_percent", "focal %", "{:.2f}"),
+                 ("rpe_rotation_mean_deg", "RPE rot mean°", "{:.3f}"), ("rotation_joint_mean_deg", "joint rot mean°", "{:.3f}"),
+                 ("orientation_median_deg", "orient med°", "{:.3f}"), ("rotation_mean_deg", "pos-only rot mean°", "{:.3f}"),
+                 ("rel_rotation_mean_deg", "rel rot° Δ1", "{:.4f}"), ("focal_percent", "focal %", "{:.2f}"),
                  ("focal_px", "f px", "{:.1f}"), ("reprojection_px", "reproj px", "{:.3f}"),
                  ("tripod_translation_pct", "tripod T %depth", "{:.3f}")]
 

@@ -13,6 +13,7 @@ from scripts.benchmarks.solve import SOLVE_COLUMNS, SOLVE_PEERS, best_pycolmap
 
 GOOD = {"registered": 40, "frames": 40, "registered_str": "40/40", "ate_percent": 0.04, "ate": 0.001,
         "rotation_mean_deg": 0.15, "orientation_mean_deg": 0.05, "orientation_median_deg": 0.04,
+        "rpe_rotation_mean_deg": 0.12, "rotation_joint_mean_deg": 0.1,
         "rel_rotation_mean_deg": 0.01, "focal_percent": 0.3, "focal_px": 285.0, "reprojection_px": 0.2}
 
 
@@ -22,9 +23,10 @@ def ours(shot="default", metrics=None, wall=(80.0, 90.0, 100.0), tripod=False, s
                   details={"shot": {"frames": 40, "tripod": tripod, "size": list(size), "gt": True}})
 
 
-def peer(name, ate, shot="default", error=None, registered=40):
+def peer(name, ate, shot="default", error=None, registered=40, rotation=1.0):
     return Record("solve", shot, name, "peer", metrics={"ate_percent": ate, "registered": registered, "frames": 40,
-                                                        "registered_str": f"{registered}/40"},
+                                                        "registered_str": f"{registered}/40",
+                                                        "rpe_rotation_mean_deg": rotation},
                   wall_s=[30.0], compute_s=[25.0], peak_mb=[300.0], error=error)
 
 
@@ -46,17 +48,19 @@ def test_best_pycolmap_is_the_lowest_ate_that_succeeded():
 
 def test_all_bars_pass_on_a_good_hand_held_solve():
     checks = bars.check_shot(ours(), [peer("pycolmap-incremental", 0.14), peer("pycolmap-global", 0.09)], cores=2)
-    assert [c.status for c in checks] == ["PASS"] * 6, checks
+    assert [c.status for c in checks] == ["PASS"] * 7, checks
     b = by_bar(checks)
     assert "vs 0.045 %" in b["ATE ≤ 0.5 × pycolmap best"].value and "pycolmap-global" in b["ATE ≤ 0.5 × pycolmap best"].value
     assert b["< 120 s"].value == "90.0 s wall"
-    assert b["rotation mean ≤ 0.2°"].value == "0.150° (orientations alone: 0.050°)"
+    assert b["rotation mean ≤ 0.2°"].value == ("0.120° all-pairs RPE (joint Sim(3) 0.100°, orientations alone 0.050°, "
+                                              "positions-only Sim(3) 0.150°)")
+    assert b["ahead of every peer (ATE & rotation)"].value.startswith("pycolmap-global ATE% 0.040<0.090 rot° 0.120<1.000")
 
 
 def test_each_bar_fails_on_its_own():
-    bad = dict(GOOD, registered=39, registered_str="39/40", ate_percent=0.6, rotation_mean_deg=0.3, focal_percent=1.5)
-    checks = bars.check_shot(ours(metrics=bad, wall=(130.0,)), [peer("pycolmap-incremental", 1.0)], cores=4)
-    assert [c.status for c in checks] == ["FAIL"] * 6, checks
+    bad = dict(GOOD, registered=39, registered_str="39/40", ate_percent=0.6, rpe_rotation_mean_deg=0.3, focal_percent=1.5)
+    checks = bars.check_shot(ours(metrics=bad, wall=(130.0,)), [peer("pycolmap-incremental", 1.0, rotation=0.2)], cores=4)
+    assert [c.status for c in checks] == ["FAIL"] * 7, checks
     assert by_bar(checks)["< 120 s"].value == "130.0 s wall on 4 cores"
     # Better than the 0.5 % bar but not than half of pycolmap's best.
     checks = by_bar(bars.check_shot(ours(metrics=dict(GOOD, ate_percent=0.1)), [peer("pycolmap-global", 0.12)], cores=2))
@@ -86,7 +90,7 @@ def test_check_bars_covers_rendered_shots_only_and_counts_a_failed_run():
     failed = [c for c in checks if c.shot == "tripod"]
     assert len(failed) == 1 and failed[0].status == "FAIL" and "no solve stage" in failed[0].value
     text = bars.format_bars(checks)
-    assert text.splitlines()[0].startswith("bars") and "6 passed, 1 failed, 0 n/a" in text
+    assert text.splitlines()[0].startswith("bars") and "7 passed, 1 failed, 0 n/a" in text
     assert bars.format_bars([]) == ""
 
 

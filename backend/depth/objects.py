@@ -4,6 +4,7 @@ loses its triangulated depth and shifts the ground-contact cue (prior.contact_fi
 the mask instead of below the object.
 
     object_pixels(shot, depth, confidence) -> (F, H, W) bool, a subset of shot.moving
+    release_static_border(shot, tight, labels, depth, confidence) -> (F, H, W) bool, the background ring
 
 With the solve's cameras and a depth for the static scene (the triangulation, its holes filled), each pixel
 has the flow a static point would have; a pixel of the mask is kept as moving where the measured flow
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from .prior import fill_log_depth
+from .rigid import affine_flow
 from .shot import ShotInputs
 
 #: Per frame of gap, in pixels of a 320-pixel-wide image (scaled with the working size: object motion in
@@ -29,6 +31,8 @@ RESIDUAL_PX = 0.3
 #: 0.3 px and 3 px keep 99.3 % of the object pixels, 0.5 px and none 93.6 %).
 GROW = 3
 GAPS = (1, 2)
+#: Width (px, kernel size of the erosion) of the border ring `release_static_border` looks at.
+BORDER = 5
 OPEN = np.ones((3, 3), np.uint8)
 
 
@@ -70,4 +74,46 @@ def object_pixels(shot: ShotInputs, depth: np.ndarray, confidence: np.ndarray) -
         r = np.nan_to_num(np.median(np.stack(residuals), 0), nan=np.inf)
         moving = cv2.morphologyEx((shot.moving[t] & (r > threshold)).astype(np.uint8), cv2.MORPH_OPEN, OPEN)
         out[t] = cv2.dilate(moving, np.ones((GROW, GROW), np.uint8)).astype(bool) & shot.moving[t]
+    return out
+
+
+def release_static_border(shot: ShotInputs, tight: np.ndarray, labels: np.ndarray, depth: np.ndarray,
+                          confidence: np.ndarray) -> np.ndarray:
+    """(F, H, W) bool: the pixels of the object masks' border (BORDER px wide) whose flow the static scene
+    explains better than their object's affine motion (rigid.object_labels' identities; median of the
+    residuals towards t-1 and t+1). The flow is smeared across an object's outline, so `object_pixels`
+    keeps a ring of background around each object, and the contact cue gives it the object's depth;
+    released, it takes the filled static depth. Measured (prior only; precision of the object pixels,
+    AbsRel static / moving): quick shot 0.43 -> 0.50, 0.048 / 0.107 -> 0.045 / 0.113, δ<1.25 0.945 -> 0.950;
+    default shot 0.63 -> 0.73, 0.0235 / 0.0465 -> 0.0212 / 0.0482."""
+    pairs = {(p.t, p.s): p for p in shot.pairs}
+    h, w = shot.size
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    grid = np.stack([xs, ys, np.ones_like(xs)], -1)
+    out = np.zeros_like(tight)
+    ring_kernel = np.ones((BORDER, BORDER), np.uint8)
+    for t in range(shot.frames):
+        if not tight[t].any():
+            continue
+        ring = tight[t] & ~cv2.erode(tight[t].astype(np.uint8), ring_kernel).astype(bool)
+        filled = fill_log_depth(depth[t], confidence[t])
+        r_static, r_object = [], []
+        for s in (t + 1, t - 1):
+            p = pairs.get((t, s))
+            if p is None:
+                continue
+            induced = static_flow(filled, shot.K[t], shot.K[s], shot.world_from_camera[t], shot.world_from_camera[s])
+            r_static.append(np.linalg.norm(p.flow - induced, axis=-1))
+            r = np.full((h, w), np.inf)
+            for k in np.unique(labels[t][labels[t] > 0]):
+                own = labels[t] == k
+                core = cv2.erode(own.astype(np.uint8), ring_kernel).astype(bool) & p.valid
+                sel = core if core.sum() >= 12 else own & p.valid
+                if sel.sum() < 12:
+                    continue
+                M = affine_flow(np.stack([xs[sel], ys[sel]], 1), p.flow[sel])
+                r = np.where(own, np.linalg.norm(grid @ M - p.flow, axis=-1), r)
+            r_object.append(r)
+        if r_static:
+            out[t] = ring & (np.median(r_static, 0) < np.median(r_object, 0))
     return out

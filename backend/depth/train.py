@@ -31,6 +31,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -38,8 +39,9 @@ from ..device import one_cpu_thread
 from . import geometry as G
 from . import losses as L
 from .networks import DepthNet, MotionNet
-from .objects import object_pixels
+from .objects import object_pixels, release_static_border
 from .prior import contact_fill, fill_log_depth
+from .rigid import consistent_depth, object_labels
 from .self_calibration import scan_focal
 from .shot import ShotInputs
 from .triangulate import triangulate_shot
@@ -78,6 +80,14 @@ SPARSITY_OUTSIDE = 10.0
 OBJECT_DEPTH_FROM_PRIOR = True
 #: Static pixels inside the solve's (generous) motion masks are triangulated too (objects.py).
 TIGHTEN_MASKS = True
+#: Moving objects' depths made consistent over time by their own rigid motion (rigid.py). Measured on the
+#: default shot (prior, moving / static AbsRel): 0.0465 / 0.0235 -> 0.036 / 0.023.
+RIGID_OBJECTS = True
+#: The background ring that the object pixels keep around each object (smeared flow) takes the static
+#: depth where the static scene explains its flow better than the object's motion (objects.py).
+RELEASE_BORDER = True
+#: Pixels (at 320 px wide) the masks are moved down by to see how much the contact cue depends on the margin.
+CONTACT_MARGIN_PX = 3
 #: Learned cameras: how far (share) the training may move the self-calibrated focal length. Measured with
 #: +-2 %: the photometric refinement always walked down towards the bound (quick shot 142.3 -> 139.6 px at
 #: effort 3, default shot 284.5 -> 280.5 px at effort 1, true 142.2 / 284.4), so it only polishes within the
@@ -102,6 +112,7 @@ class TrainResult:
     prior_coverage: float = 0.0
     median_depth: float = 1.0
     self_calibration: dict = field(default_factory=dict)   # the focal scan (learned cameras), see self_calibration.py
+    rigid_objects: list = field(default_factory=list)      # objects whose depth was made consistent (rigid.py)
 
 
 class _Cameras(torch.nn.Module):
@@ -154,25 +165,51 @@ class _Cameras(torch.nn.Module):
         return G.intrinsics_matrix(f, f, cx, cy)
 
 
-def static_prior(shot: ShotInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def static_prior(shot: ShotInputs, report: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(triangulated depth, its confidence, prior log depth), each (F, H, W), with solved cameras.
 
     The static pixels are triangulated (triangulate.py); the pixels of the motion masks that the cameras
     and that depth explain (objects.object_pixels) are triangulated again and keep their own depth
     (TIGHTEN_MASKS); the rest is filled (prior.fill_log_depth) and the masks' regions take the ground-contact
-    depth (prior.contact_fill) from the static pixels below them."""
+    depth (prior.contact_fill) from the static pixels below them. With RIGID_OBJECTS the objects' depths
+    are then made consistent over time by their own motion (rigid.py); `report` receives its per-object
+    summary."""
     depth, conf = triangulate_shot(shot)
     tight = shot.moving
     if TIGHTEN_MASKS and shot.moving.any():
         tight = object_pixels(shot, depth, conf)
         depth, conf = triangulate_shot(dataclasses.replace(shot, moving=tight))
     known_outside = (depth > 0) & ~shot.moving
-    prior = []
+    labels = released = None
+    if tight is not shot.moving and (RIGID_OBJECTS or RELEASE_BORDER):
+        labels = object_labels(shot, tight)
+    if labels is not None and RELEASE_BORDER:
+        released = release_static_border(shot, tight, labels, depth, conf)
+        tight = tight & ~released
+        labels = np.where(released, 0, labels)
+    # the margin sensitivity of the contact cue: the masks moved down by a few pixels (rigid.py)
+    margin = max(1, round(CONTACT_MARGIN_PX * shot.size[1] / 320))
+    prior, contacts, shifted, regions = [], [], [], []
     for t in range(shot.frames):
         filled = fill_log_depth(depth[t], conf[t])
         contact = contact_fill(filled, known_outside[t], shot.moving[t])
-        prior.append(np.where(shot.moving[t] & ~tight[t] & (depth[t] > 0), filled, contact))
-    return depth, conf, np.stack(prior).astype(np.float32)
+        static_in_mask = shot.moving[t] & ~tight[t] & (depth[t] > 0)
+        if released is not None:
+            static_in_mask |= released[t]
+        prior.append(np.where(static_in_mask, filled, contact))
+        if RIGID_OBJECTS and labels is not None:
+            down = shot.moving[t].copy()
+            down[margin:] |= shot.moving[t][:-margin]
+            contacts.append(contact)
+            shifted.append(contact_fill(filled, known_outside[t] & ~down, down))
+            regions.append(cv2.connectedComponents(shot.moving[t].astype(np.uint8), connectivity=8)[1])
+    prior = np.stack(prior)
+    if contacts:
+        shift, objects = consistent_depth(shot, labels, np.stack(contacts), np.stack(shifted), np.stack(regions))
+        prior = prior + shift
+        if report is not None:
+            report.extend(objects)
+    return depth, conf, prior.astype(np.float32)
 
 
 def _ramp(step: int, steps: int) -> float:
@@ -197,13 +234,14 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
     rng = np.random.default_rng(seed)
     learn = learn_cameras or not shot.has_cameras
     n = shot.frames
+    object_report: list = []
     if learn:
         tri_depth = np.zeros((n, *shot.size), np.float32)
         tri_conf = np.zeros((n, *shot.size), np.float32)
         log_median = 0.0
         log_prior = np.zeros((n, *shot.size), np.float32)
     else:
-        tri_depth, tri_conf, log_prior = static_prior(shot)
+        tri_depth, tri_conf, log_prior = static_prior(shot, object_report)
         known = tri_depth > 0
         log_median = float(np.median(np.log(tri_depth[known]))) if known.any() else 0.0
         log_prior = log_prior - log_median
@@ -329,6 +367,7 @@ def _train(shot: ShotInputs, device: str, quality: str, effort: float, learn_cam
     result.losses = {k: round(v, 6) for k, v in running.items()}
     result.loss_history = history
     result.prior_coverage = float((tri_depth > 0).mean())
+    result.rigid_objects = object_report
     result.median_depth = median
     result.self_calibration = scan.summary() if scan else {}
     return result

@@ -70,6 +70,7 @@ def run(ctx) -> dict[str, str]:
         "cameras": "learned" if result.learned_cameras else "solve (fixed)",
         "self_calibration": result.self_calibration or None,
         "triangulated_coverage": round(result.prior_coverage, 4),
+        "rigid_objects": result.rigid_objects,
         "failure_check": check,
         "temporal_consistency": consistency,
         "losses": result.losses,

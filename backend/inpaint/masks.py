@@ -54,6 +54,16 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), disk(radius)).astype(bool) if radius > 0 else mask.astype(bool)
 
 
+def keep_nearest(best: np.ndarray, distance: np.ndarray, drawn: int, found: dict[int, np.ndarray]) -> None:
+    """Each frame takes its mask from the nearest drawn frame: `found` (frame -> mask, followed from the mask
+    drawn on frame `drawn`) replaces best[t] where `drawn` is nearer than the frame best[t] came from
+    (`distance`, updated in place)."""
+    for t, m in found.items():
+        if abs(t - drawn) < distance[t]:
+            distance[t] = abs(t - drawn)
+            best[t] = m
+
+
 def motion_masks(job_dir: Path, frames: int) -> np.ndarray:
     """(F, H, W) bool from masks/motion/ (the solve's)."""
     out = []

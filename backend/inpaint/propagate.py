@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .geometry import project, unproject
-from .masks import clean, disk
+from .masks import clean, disk, keep_nearest
 from .snap import propagate_snapped
 from .track import follow
 
@@ -62,11 +62,7 @@ def propagate_moving(drawn: dict[int, np.ndarray], rgb: np.ndarray, motion: np.n
                 # starts with those samples (negated, nearest last) instead of the flow's guess.
                 again, _ = run(j, other[j], step, [-v for v in reversed(other_samples[:VELOCITY_PRIOR])])
                 passes[step] = {f: m for f, m in again.items() if (f - k) * step > 0}
-        found = {k: mask, **passes[1], **passes[-1]}
-        for t, m in found.items():
-            if abs(t - k) < distance[t]:
-                distance[t] = abs(t - k)
-                best[t] = m
+        keep_nearest(best, distance, k, {k: mask, **passes[1], **passes[-1]})
     return best
 
 

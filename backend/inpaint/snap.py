@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .masks import clean, dilate
+from .masks import clean, dilate, keep_nearest
 
 SELECT_SHARE = 0.3      # a motion region is the object's when this share of it (or of the carried mask) overlaps
 WHOLE_SHARE = 0.85      # an object showing this share of its template is seen whole enough to trust its flow
@@ -232,9 +232,5 @@ def propagate_snapped(drawn: dict[int, np.ndarray], motion: np.ndarray, depth: n
                 # keeps is bounded by the motion masks and the depth/flow test, so more is not spill).
                 if sum(int(m.sum()) for m in again.values()) > sum(int(m.sum()) for m in passes[step].values()):
                     passes[step] = again
-        found = {k: mask, **passes[1], **passes[-1]}
-        for t, m in found.items():
-            if abs(t - k) < distance[t]:
-                distance[t] = abs(t - k)
-                best[t] = m
+        keep_nearest(best, distance, k, {k: mask, **passes[1], **passes[-1]})
     return best

@@ -26,8 +26,10 @@ class Recipe:
 
 
 RECIPES = {
-    "preview": Recipe(planes=24, layers=16, steps=60, neighbours=(1, 2, 4, 6, 8), stride=4),
-    "final": Recipe(planes=48, layers=24, steps=300, neighbours=(1, 2, 3, 4, 6, 8, 10, 12), stride=4),
+    # Far neighbours see most of what the foreground hides (it has moved away, or the camera has): ±16 frames
+    # rather than ±8 gave +0.4 dB held out on the default shot and +0.1 dB on the large-object one.
+    "preview": Recipe(planes=24, layers=16, steps=60, neighbours=(1, 2, 4, 6, 8, 12, 16), stride=4),
+    "final": Recipe(planes=48, layers=24, steps=300, neighbours=(1, 2, 3, 4, 6, 8, 10, 12, 16, 20), stride=4),
 }
 MOTION_DILATION = 5     # px of margin around the moving objects of the source frames
 MARGIN = 0.125          # canvas beyond the frame on each side, as a share of the frame's longer side: held-out

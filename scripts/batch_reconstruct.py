@@ -82,18 +82,48 @@ def apply_frames(props, frames: str | None) -> None:
     props.clip_frame_step = int(parts[2]) if len(parts) == 3 and parts[2] else 1
 
 
+def open_clip(scene, footage: Path, frames: str | None, tool: str) -> bool:
+    """The footage as the scene's clip and the panel's, with `--frames` applied; False (said on stderr) when
+    the footage or the range cannot be used."""
+    props = scene.shotfield
+    try:
+        clip = load_clip(footage.resolve())
+        apply_frames(props, frames)
+    except ValueError as exc:
+        print(f"{tool}: {exc}", file=sys.stderr)
+        return False
+    scene.active_clip = props.clip = clip
+    return True
+
+
+def run_and_import(module_name: str, out: Path, stages: str, frame_start: int, ground_plane: bool,
+                   backend: str | None, tool: str) -> bool:
+    """Save OUT.blend (`//` job folders are relative to it), run `stages` in the foreground as the panel's Run
+    does, import the job and save again; False (the operators' error on stderr) when a stage or the import
+    failed. The .blend is saved either way, so what was done is kept."""
+    if backend:
+        bpy.context.preferences.addons[module_name].preferences.backend_command = str(Path(backend).resolve())
+    bpy.context.preferences.filepaths.save_version = 0  # no OUT.blend1 from saving twice
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    try:
+        bpy.ops.shotfield.run(stages=stages, blocking="ON")
+        bpy.ops.shotfield.import_job(frame_start=frame_start, ground_plane=ground_plane)
+    except RuntimeError as exc:  # the operators' ERROR reports
+        print(f"{tool}: {str(exc).strip()}", file=sys.stderr)
+        return False
+    finally:
+        bpy.ops.wm.save_mainfile()
+    return True
+
+
 def reconstruct(args) -> int:
     blender_env.reset_scene()
     with blender_env.addon_enabled() as module_name:
         scene = bpy.context.scene
         props = scene.shotfield
-        try:
-            clip = load_clip(args.footage.resolve())
-            apply_frames(props, args.frames)
-        except ValueError as exc:
-            print(f"batch_reconstruct: {exc}", file=sys.stderr)
+        if not open_clip(scene, args.footage, args.frames, "batch_reconstruct"):
             return 2
-        scene.active_clip = props.clip = clip
         if args.job:
             props.job_dir = str(args.job.resolve())
         outputs = [] if args.outputs.strip() == "none" else [o.strip() for o in args.outputs.split(",") if o.strip()]
@@ -102,20 +132,10 @@ def reconstruct(args) -> int:
         props.quality, props.device, props.long_side = args.quality, args.device, args.long_side
         props.scene_frame_start, props.ground_plane = args.frame_start, not args.no_ground
         props.import_when_done = False  # imported below, with its own report
-        if args.backend:
-            bpy.context.preferences.addons[module_name].preferences.backend_command = str(Path(args.backend).resolve())
-        bpy.context.preferences.filepaths.save_version = 0  # no OUT.blend1 from saving twice
         out = args.out_blend.resolve()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=str(out))  # `//` job folders are relative to it
-        try:
-            bpy.ops.shotfield.run(stages=args.stages, blocking="ON")
-            bpy.ops.shotfield.import_job(frame_start=args.frame_start, ground_plane=not args.no_ground)
-        except RuntimeError as exc:  # the operators' ERROR reports
-            print(f"batch_reconstruct: {str(exc).strip()}", file=sys.stderr)
+        if not run_and_import(module_name, out, args.stages, args.frame_start, not args.no_ground, args.backend,
+                              "batch_reconstruct"):
             return 1
-        finally:
-            bpy.ops.wm.save_mainfile()
         collection = next(c for c in bpy.data.collections if c.get("shotfield_job"))
         print(f"batch_reconstruct: wrote {out} ({', '.join(o.name for o in collection.objects)})")
     return 0

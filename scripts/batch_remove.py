@@ -29,7 +29,7 @@ blender_env.use_temp_user_resources()
 
 import bpy  # noqa: E402
 
-from batch_reconstruct import apply_frames, load_clip  # noqa: E402  (the same clip handling as reconstruct)
+from batch_reconstruct import open_clip, run_and_import  # noqa: E402  (the same clip handling and run as reconstruct)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,13 +55,8 @@ def remove(args) -> int:
     with blender_env.addon_enabled() as module_name:
         scene = bpy.context.scene
         props = scene.shotfield
-        try:
-            clip = load_clip(args.footage.resolve())
-            apply_frames(props, args.frames)
-        except ValueError as exc:
-            print(f"batch_remove: {exc}", file=sys.stderr)
+        if not open_clip(scene, args.footage, args.frames, "batch_remove"):
             return 2
-        scene.active_clip = props.clip = clip
         props.job_dir = str(args.job.resolve())
         for name, *_ in blender_env.addon_module("properties").OUTPUTS:
             setattr(props, f"output_{name}", name == "clean_plates")
@@ -72,20 +67,9 @@ def remove(args) -> int:
         props.quality, props.device, props.long_side, props.effort = args.quality, args.device, args.long_side, args.effort
         props.scene_frame_start = args.frame_start
         props.import_when_done = False  # imported below, with its own report
-        if args.backend:
-            bpy.context.preferences.addons[module_name].preferences.backend_command = str(Path(args.backend).resolve())
-        bpy.context.preferences.filepaths.save_version = 0
         out = args.blend.resolve()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        bpy.ops.wm.save_as_mainfile(filepath=str(out))
-        try:
-            bpy.ops.shotfield.run(stages="inpaint", blocking="ON")
-            bpy.ops.shotfield.import_job(frame_start=args.frame_start, ground_plane=False)
-        except RuntimeError as exc:  # the operators' ERROR reports
-            print(f"batch_remove: {str(exc).strip()}", file=sys.stderr)
+        if not run_and_import(module_name, out, "inpaint", args.frame_start, False, args.backend, "batch_remove"):
             return 1
-        finally:
-            bpy.ops.wm.save_mainfile()
         if args.render is not None:
             scene.frame_set(args.render)
             scene.render.filepath = str(out.with_name(f"{out.stem}_{args.render:04d}.png"))

@@ -91,7 +91,7 @@ def sparse_solve(rgb: np.ndarray, moving: np.ndarray, store: FlowStore, step) ->
         if k:
             how = "incremental, relaxed" if relaxed else "without masks"
             step(0.2 + 0.05 * k, f"structure from motion again, {how} ({registered}/{len(keyframes)} keyframes so far)")
-        attempt = sfm.run_sfm(rgb, masks, keyframes, threads=sfm.colmap_threads(), mapper=mapper, relaxed=relaxed)
+        attempt = sfm.run_sfm(rgb, masks, keyframes, mapper=mapper, relaxed=relaxed)
         if attempt is not None and attempt.registered_keyframes > registered:
             best, registered, masked, used = attempt, attempt.registered_keyframes, masks is not None, mapper
         if registered >= needed:

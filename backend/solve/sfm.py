@@ -34,6 +34,15 @@ MAX_KEYFRAMES = 24
 EXHAUSTIVE_MAX = 30
 LOOP_STRIDE = 5
 MIN_PNP_POINTS = 12
+#: SIFT's contrast threshold (COLMAP's default is 0.0067). On the low-texture test shot the default found so few
+#: features that global mapping registered 4-17 of 21 keyframes from run to run (then the learned fallback took
+#: over, 109 s); at 0.004 it registers 21 of 21 in every run, and the textured shots keep 21 of 21.
+SIFT_PEAK_THRESHOLD = 0.004
+#: COLMAP runs on one thread so that the same shot always gets the same solve. With 2 threads, feature
+#: extraction, matching and the global mapper each reorder their work from run to run: on the low-texture shot
+#: the keyframes registered went 4, 9, 11, 17 over identical runs (and one run took 94 s instead of 2 s), even
+#: with fixed seeds. One thread costs about 4 s on the 40-frame 320x240 shots (SfM 11 -> 15 s); measured.
+COLMAP_THREADS = 1
 #: COLMAP's initial pair wants 100 inliers and a 16 degree triangulation angle; a 160x120 frame half covered
 #: by a moving object, or a slow dolly, has neither. These values registered such shots (measured).
 RELAXED_INIT = {"init_min_num_inliers": 30, "init_min_tri_angle": 4.0, "abs_pose_min_num_inliers": 20}
@@ -62,7 +71,7 @@ def choose_keyframes(frames: int, max_keyframes: int = MAX_KEYFRAMES) -> list[in
     return keys
 
 
-def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[int], threads: int = -1,
+def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[int], threads: int = COLMAP_THREADS,
             mapper: str = "global", relaxed: bool = False, workdir: str | None = None) -> SparseSolve | None:
     """pycolmap on `keyframes` of frames_rgb (F, H, W, 3) uint8; moving (F, H, W) bool masks out features.
     mapper: "global" or "incremental"; `relaxed` lowers incremental mapping's demands on the initial pair
@@ -86,6 +95,7 @@ def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[i
         db = tmp / "database.db"
         reader = pycolmap.ImageReaderOptions(camera_model="SIMPLE_RADIAL", mask_path=str(masks))
         extraction = pycolmap.FeatureExtractionOptions(num_threads=threads)
+        extraction.sift.peak_threshold = SIFT_PEAK_THRESHOLD
         pycolmap.extract_features(db, images, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
         matching = pycolmap.FeatureMatchingOptions(num_threads=threads)
@@ -98,7 +108,7 @@ def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[i
                                        pairing_options=pycolmap.ImportedPairingOptions(match_list_path=pairs),
                                        device=pycolmap.Device.cpu)
         if mapper == "global":
-            recs = pycolmap.global_mapping(db, images, tmp / "sparse")
+            recs = pycolmap.global_mapping(db, images, tmp / "sparse", options=_global_options(threads))
         else:
             options = pycolmap.IncrementalPipelineOptions(num_threads=threads, random_seed=0, multiple_models=False)
             if relaxed:
@@ -111,6 +121,17 @@ def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[i
     if rec.num_reg_images() < 3:
         return None
     return _from_reconstruction(rec, n, w, h, keyframes)
+
+
+def _global_options(threads: int) -> pycolmap.GlobalPipelineOptions:
+    """GLOMAP with fixed seeds (its defaults, -1, seed every run differently). Seeds alone do not make a run
+    repeatable: see COLMAP_THREADS."""
+    options = pycolmap.GlobalPipelineOptions(num_threads=threads, random_seed=0)
+    mapper = options.mapper
+    mapper.num_threads = threads
+    mapper.random_seed = mapper.rotation_averaging.random_seed = mapper.global_positioning.random_seed = 0
+    mapper.retriangulation.random_seed = 0
+    return options
 
 
 def _pairs(names: list[str]) -> list[tuple[str, str]]:
@@ -198,8 +219,3 @@ def _carry(store: FlowStore, xy: np.ndarray, src: int, dst: int) -> tuple[np.nda
     d = cv2.remap(flow, pts[:, 0:1], pts[:, 1:2], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 2)
     xi = np.clip(np.rint(pts).astype(int), 0, [store.width - 1, store.height - 1])
     return xy + d, valid[xi[:, 1], xi[:, 0]]
-
-
-def colmap_threads() -> int:
-    """Threads for COLMAP: the cores this process may use (COLMAP's -1 means all cores of the machine)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

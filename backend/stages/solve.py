@@ -157,5 +157,5 @@ STAGE = Stage(
     outputs=("camera/cameras.json", "camera/points.ply", "masks/motion"),
     uses_torch=True,
     flow_gaps=SOLVE_GAPS,
-    version=2,  # second-pass bundle adjustment with the tighter robust loss (REFINE_CAUCHY_PX)
+    version=3,  # 2: second-pass BA with the tighter robust loss (REFINE_CAUCHY_PX); 3: repeatable SfM (sfm.COLMAP_THREADS)
 )

@@ -92,6 +92,7 @@ STAGE = Stage(
     requires=("flow", "solve"),
     settings_fields=("quality", "effort"),
     outputs=("depth/00000.exr", "depth/depth.json"),
+    version=2,  # 2: focal scan (self_calibration), moving objects held to their ground contact
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

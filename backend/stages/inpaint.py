@@ -140,6 +140,7 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("remove", "quality", "effort"),
     outputs=("plates", "masks/00000.png"),
+    version=2,  # 2: the removed object followed by its own motion (inpaint/track.py)
     uses_torch=True,
     flow_gaps=(1,),
     fingerprint=fingerprint,

@@ -82,3 +82,39 @@ def test_halo_motion_masks_choose_the_tracked_masks(shot):
     out = propagate.propagate({2: visible[2]}, motion, store, depth, K, poses, "cpu", 10, frames)
     areas = [out[t].sum() / visible[t].sum() for t in range(FRAMES) if visible[t].sum() >= 0.95 * np.pi * RADIUS ** 2]
     assert np.median(areas) < 1.15, np.round(areas, 2)  # not the motion masks (about 1.8x)
+
+
+def test_gmm_log_likelihood_is_the_mixture_density_opencv_fitted():
+    """gmm_log_likelihood reads GrabCut's 1x65 model layout. Fitted to two clusters (3:1), it must be a density
+    (integrating to 1: importance sampling from a broad Gaussian), near each cluster's own Gaussian density
+    (weighted by its share) at its mean (k-means splits each cluster over several components, so not exactly),
+    and tiny far from both."""
+    rng = np.random.default_rng(0)
+    a = rng.normal((40, 80, 120), 6.0, (3000, 3))
+    b = rng.normal((200, 60, 30), 6.0, (1000, 3))
+    _, model = track.colour_models(np.clip(np.concatenate([a, b]), 0, 255).astype(np.uint8), np.zeros((20, 3), np.uint8))
+    at = np.array([[40.0, 80, 120], [200, 60, 30]])
+    expected = np.log([0.75, 0.25]) - 1.5 * np.log(2 * np.pi * 36.0)
+    got = track.gmm_log_likelihood(model, at)
+    np.testing.assert_allclose(got, expected, atol=1.0)
+    assert got[0] > got[1]
+    centre, spread = np.array([120.0, 70, 75]), 70.0
+    x = rng.normal(centre, spread, (400_000, 3))
+    log_q = -0.5 * (((x - centre) / spread) ** 2).sum(1) - 1.5 * np.log(2 * np.pi * spread ** 2)
+    assert abs(np.exp(track.gmm_log_likelihood(model, x) - log_q).mean() - 1.0) < 0.05
+    assert track.gmm_log_likelihood(model, np.array([[120.0, 250, 250]]))[0] < expected.min() - 50
+
+
+def test_colour_pick_keeps_the_object_on_both_sides_of_a_column(shot):
+    """The pixel-wise colour cut of the motion band around the ball's outline, on the frame where the column
+    splits it: both slivers kept, the column and the motion masks' halo left out."""
+    _, frames, visible, motion, *_ = shot
+    t = next(t for t in range(FRAMES) if visible[t].any() and (visible[t][:, :COLUMN[0]].any() and visible[t][:, COLUMN[1]:].any()))
+    model = track.object_model(np.ascontiguousarray(frames[0][..., ::-1]), visible[0])
+    ys, xs = np.mgrid[0:H, 0:W]
+    outline = (xs + 0.5 - (24 + SPEED * t)) ** 2 + (ys + 0.5 - 70.0) ** 2 <= RADIUS ** 2   # amodal, column included
+    band = dilate(outline, track.SNAP) & motion[t]
+    picked = track.colour_pick(np.ascontiguousarray(frames[t][..., ::-1]), outline, band, model)
+    iou = (picked & visible[t]).sum() / (picked | visible[t]).sum()
+    assert iou > 0.85 and (band & visible[t]).sum() / (band | visible[t]).sum() < iou, iou
+    assert picked[:, :COLUMN[0]].any() and picked[:, COLUMN[1]:].any()

@@ -12,7 +12,10 @@ canvas texel at some layer distance. Per texel this keeps
 
 Its colour is the mean of the points within `behind` of that nearest one (several frames see it). Points go to the
 texel nearest to where they land. Texels left between points (cracks, where a frame sees the surface a little magnified) are filled from their
-neighbours, then every region found is extended by `grow` texels (see `fuse`).
+neighbours, then every region found is extended by `grow` texels (see `fuse`), and so is the background the
+reference frame itself shows beside each foreground silhouette: where a foreground object moves along the
+camera's path, no frame ever sees behind its top and bottom edges, and without this the backdrop (the reference
+frame's own colours: the object itself) showed there as a ghost of its edge (large-object test shot: +0.4 dB).
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ def lift(view: View) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fuse(kind: str, K_canvas: torch.Tensor, world_from_ref: torch.Tensor, visible: torch.Tensor,
-         sources: list[View], behind: float, grow: int) -> Fused:
+         sources: list[View], behind: float, grow: int, image: torch.Tensor | None = None) -> Fused:
     """visible: (H, W) the canvas's known layer distance (NaN where unknown); behind: disparity gap (1/units)
     a point must lie behind the visible surface to count as hidden; grow: texels by which the surfaces found
     are extended past where the frames saw them.
@@ -95,9 +98,24 @@ def fuse(kind: str, K_canvas: torch.Tensor, world_from_ref: torch.Tensor, visibl
     colour = (colour_sum / count.clamp(min=1)[:, None]).T.reshape(3, height, width)
     found = found.reshape(height, width)
     inverse, colour, found = _fill(inverse, colour, found, visible, behind, CRACK_PASSES, 5)
-    inverse, colour, found = _fill(inverse, colour, found, visible, behind, grow, 2)
+    seeds = torch.zeros_like(found)
+    if image is not None:       # the visible background beside a silhouette grows in behind it too
+        seeds = _background_edges(visible, behind) & ~found
+        inverse = torch.where(seeds, 1.0 / visible.clamp(min=1e-12), inverse)
+        colour = torch.where(seeds[None], image.to(colour.dtype), colour)
+    inverse, colour, found = _fill(inverse, colour, found | seeds, visible, behind, grow, 2)
+    found = found & ~seeds      # they are the visible surface itself, not something hidden behind it
     distance = torch.where(found, 1.0 / inverse.clamp(min=1e-12), torch.full_like(inverse, float("nan")))
     return Fused(distance, colour, found)
+
+
+def _background_edges(visible: torch.Tensor, behind: float) -> torch.Tensor:
+    """(H, W) bool: visible texels on the far side of a depth edge (a neighbour is nearer by more than `behind` in
+    disparity). Growing the hidden surface from them continues the background in behind the foreground's
+    silhouette, where no frame saw it."""
+    inverse = torch.where(torch.isfinite(visible), 1.0 / visible.clamp(min=1e-12), torch.zeros_like(visible))
+    nearest = F.max_pool2d(inverse[None, None], 3, stride=1, padding=1)[0, 0]
+    return torch.isfinite(visible) & (nearest > inverse + behind)
 
 
 def _fill(inverse: torch.Tensor, colour: torch.Tensor, found: torch.Tensor, visible: torch.Tensor, behind: float,

@@ -93,7 +93,8 @@ def initial_stack(kind: str, ref: View, sources: list[View], ref_distance: torch
                             margin, "constant")
     colour, cost = sweep(distances, kind, K, ref.world_from_camera, image, sources)
     spacing = float(1.0 / near - 1.0 / far) / max(layers - 1, 1)
-    fused = fusion.fuse(kind, K, ref.world_from_camera, visible, sources, BEHIND_LAYERS * spacing, grow=margin)
+    fused = fusion.fuse(kind, K, ref.world_from_camera, visible, sources, BEHIND_LAYERS * spacing, grow=margin,
+                        image=image)
     in_frame = pad_to_canvas(torch.ones_like(known), margin, "constant") > 0.5
 
     shown = nearest_layer(distances, visible)                              # the reference frame's own surface

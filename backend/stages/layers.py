@@ -96,5 +96,6 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("quality", "effort", "layer_reference", "layer_kind"),
     outputs=("layers/layers.json", "layers/layers.glb"),
+    version=2,  # 2: canvas margin, surfaces fused from the neighbours, as many layers as planes
     uses_torch=True,
 )

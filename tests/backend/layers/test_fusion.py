@@ -99,3 +99,30 @@ def test_initial_stack_puts_the_hidden_wall_behind_the_card_and_ignores_frames_w
     assert np.abs(got - expected).mean() < 0.03
     # Around the frame (below the sky band): the wall, seen 3.6 texels past the border, extended to the edge.
     assert (alpha[wall_layer, H // 2 + 8:-8, :8] == 1).all()
+
+
+def test_the_background_beside_a_silhouette_continues_behind_it_where_no_frame_saw():
+    """Neighbours moved sideways never see behind the card's top and bottom edges. With the reference colours,
+    the wall visible just above/below the card continues in behind it (at the wall's distance, with the wall's
+    colour there), `grow` texels deep; without them nothing is found there."""
+    ref = view(0, 0.0)
+    sources = [view(1, -0.6), view(2, 0.6)]
+    visible = ref.depth
+    card = torch.isclose(visible, torch.tensor(CARD))
+    rows = torch.nonzero(card.any(1))[:, 0]
+    cols = torch.nonzero(card.any(0))[:, 0]
+    middle = slice(int(cols[0]) + 10, int(cols[-1]) - 9)        # beyond what the neighbours saw (5.4) + grow
+    bottom = slice(int(rows[-1]) - 2, int(rows[-1]) + 1)        # the card's three lowest texel rows
+    plain = fusion.fuse("mpi", ref.K, ref.world_from_camera, visible, sources, behind=0.02, grow=3)
+    assert not plain.found[bottom, middle].any()
+    seeded = fusion.fuse("mpi", ref.K, ref.world_from_camera, visible, sources, behind=0.02, grow=3, image=ref.image)
+    assert seeded.found[bottom, middle].all()
+    assert torch.allclose(seeded.distance[bottom, middle], torch.tensor(WALL), rtol=1e-3)
+    below = ref.image[:, int(rows[-1]) + 1, middle]                 # the wall's first row under the card
+    assert (seeded.colour[:, int(rows[-1]), middle] - below).abs().mean() < 0.05
+    # The card's middle, farther than `grow` texels from any edge, stays unknown. The visible wall gains
+    # nothing, except in its top rows, behind which the sky above it continues.
+    assert not seeded.found[int(rows.float().mean()), W // 2]
+    wall = torch.isclose(visible, torch.tensor(WALL))
+    wall[:int(torch.nonzero(wall.any(1))[0, 0]) + 4] = False
+    assert not seeded.found[wall].any()

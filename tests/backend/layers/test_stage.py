@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.layers.build import RECIPES
 from backend.metrics.image import psnr
 from backend.stages import registered_stages
 from exporters.cameras_json import CameraFrame, Cameras, read_cameras, write_cameras
@@ -30,7 +31,7 @@ def test_layers_json_files_and_reference_view(job, test_shot):
     (ref,) = doc.references
     assert ref.frame == test_shot.frame_count // 2
     assert np.allclose(ref.world_from_camera, test_shot.cameras().frames[ref.frame].world_from_camera)
-    assert 4 <= len(ref.layers) <= 16
+    assert 4 <= len(ref.layers) <= RECIPES["preview"].layers
     distances = [e.distance for e in ref.layers]
     assert distances == sorted(distances, reverse=True)              # back to front
     m = ref.margin

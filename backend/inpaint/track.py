@@ -229,8 +229,8 @@ def follow(rgb: np.ndarray, store, motion: np.ndarray, depth: np.ndarray, K: np.
             inner = inner if inner.sum() >= 5 else visible
             d = np.median(flow[inner], axis=0).astype(np.float64) if inner.any() else camera
         predicted = move_mask(template, d, scale)
-        cut = refine(np.ascontiguousarray(rgb[nxt][..., ::-1]), predicted, motion[nxt], model) & motion[nxt] \
-            if predicted.any() else predicted
+        bgr = np.ascontiguousarray(rgb[nxt][..., ::-1])
+        cut = refine(bgr, predicted, motion[nxt], model) & motion[nxt] if predicted.any() else predicted
         if cut.sum() >= HIDDEN_CUT_SHARE * (predicted & motion[nxt]).sum() and cut.any():
             visible = cut
             colours_separate = True
@@ -242,7 +242,7 @@ def follow(rgb: np.ndarray, store, motion: np.ndarray, depth: np.ndarray, K: np.
             # lost it: IoU 0.6-0.8 -> 0.3-0.8).
             visible = dilate(predicted, SNAP) & motion[nxt]
             if colours_separate:
-                picked = colour_pick(np.ascontiguousarray(rgb[nxt][..., ::-1]), predicted, visible, model)
+                picked = colour_pick(bgr, predicted, visible, model)
                 visible = picked if picked.sum() >= PICK_SHARE * (predicted & motion[nxt]).sum() else visible
         visible = clean(visible, min_area) if visible.any() else visible
         kept = (visible & predicted).sum()

@@ -71,8 +71,8 @@ def choose_keyframes(frames: int, max_keyframes: int = MAX_KEYFRAMES) -> list[in
     return keys
 
 
-def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[int], threads: int = COLMAP_THREADS,
-            mapper: str = "global", relaxed: bool = False, workdir: str | None = None) -> SparseSolve | None:
+def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[int], mapper: str = "global",
+            relaxed: bool = False, workdir: str | None = None) -> SparseSolve | None:
     """pycolmap on `keyframes` of frames_rgb (F, H, W, 3) uint8; moving (F, H, W) bool masks out features.
     mapper: "global" or "incremental"; `relaxed` lowers incremental mapping's demands on the initial pair
     (RELAXED_INIT), for small frames where masks leave few features or for short camera moves.
@@ -94,11 +94,11 @@ def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[i
             names.append(name)
         db = tmp / "database.db"
         reader = pycolmap.ImageReaderOptions(camera_model="SIMPLE_RADIAL", mask_path=str(masks))
-        extraction = pycolmap.FeatureExtractionOptions(num_threads=threads)
+        extraction = pycolmap.FeatureExtractionOptions(num_threads=COLMAP_THREADS)
         extraction.sift.peak_threshold = SIFT_PEAK_THRESHOLD
         pycolmap.extract_features(db, images, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
-        matching = pycolmap.FeatureMatchingOptions(num_threads=threads)
+        matching = pycolmap.FeatureMatchingOptions(num_threads=COLMAP_THREADS)
         if len(names) <= EXHAUSTIVE_MAX:
             pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
         else:
@@ -108,9 +108,9 @@ def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[i
                                        pairing_options=pycolmap.ImportedPairingOptions(match_list_path=pairs),
                                        device=pycolmap.Device.cpu)
         if mapper == "global":
-            recs = pycolmap.global_mapping(db, images, tmp / "sparse", options=_global_options(threads))
+            recs = pycolmap.global_mapping(db, images, tmp / "sparse", options=_global_options())
         else:
-            options = pycolmap.IncrementalPipelineOptions(num_threads=threads, random_seed=0, multiple_models=False)
+            options = pycolmap.IncrementalPipelineOptions(num_threads=COLMAP_THREADS, random_seed=0, multiple_models=False)
             if relaxed:
                 for name, value in RELAXED_INIT.items():
                     setattr(options.mapper, name, value)
@@ -123,12 +123,12 @@ def run_sfm(frames_rgb: np.ndarray, moving: np.ndarray | None, keyframes: list[i
     return _from_reconstruction(rec, n, w, h, keyframes)
 
 
-def _global_options(threads: int) -> pycolmap.GlobalPipelineOptions:
+def _global_options() -> pycolmap.GlobalPipelineOptions:
     """GLOMAP with fixed seeds (its defaults, -1, seed every run differently). Seeds alone do not make a run
     repeatable: see COLMAP_THREADS."""
-    options = pycolmap.GlobalPipelineOptions(num_threads=threads, random_seed=0)
+    options = pycolmap.GlobalPipelineOptions(num_threads=COLMAP_THREADS, random_seed=0)
     mapper = options.mapper
-    mapper.num_threads = threads
+    mapper.num_threads = COLMAP_THREADS
     mapper.random_seed = mapper.rotation_averaging.random_seed = mapper.global_positioning.random_seed = 0
     mapper.retriangulation.random_seed = 0
     return options

@@ -34,8 +34,8 @@ VELOCITY_PRIOR = 6       # velocity samples handed from one pass to the other
 TIGHT_SHARE = 1.2        # snapped masks at most this much larger than the tracked ones: tight motion masks
 
 
-def propagate_moving(drawn: dict[int, np.ndarray], rgb: np.ndarray, motion: np.ndarray, depth: np.ndarray, store,
-                     K: np.ndarray, world_from_camera: np.ndarray, min_area: int) -> np.ndarray:
+def propagate_moving(drawn: dict[int, np.ndarray], rgb: np.ndarray, motion: np.ndarray, evidence: np.ndarray,
+                     depth: np.ndarray, store, K: np.ndarray, world_from_camera: np.ndarray, min_area: int) -> np.ndarray:
     """(F, H, W) bool: the moving parts of the drawn masks followed through the shot (see track.follow).
 
     A drawn frame may show the object partly hidden; its template would then miss the hidden part for good.
@@ -43,11 +43,14 @@ def propagate_moving(drawn: dict[int, np.ndarray], rgb: np.ndarray, motion: np.n
     again from that fuller view (through the drawn frame and on), starting with the object's own velocity
     as the other pass measured it, and that run is used."""
     frames = motion.shape[0]
+    # GrabCut may take any pixel that either test finds moving: the solve's masks are complete where the
+    # flow is (the default shot), the change evidence where the flow blurs a small object away.
+    moving = motion | evidence
     best = np.zeros(motion.shape, bool)
     distance = np.full(frames, np.inf)
     for k, mask in sorted(drawn.items()):
         def run(start, m, step, prior=None):
-            return follow(rgb, store, motion, depth, K, world_from_camera, start, m, step, min_area, prior)
+            return follow(rgb, store, moving, evidence, depth, K, world_from_camera, start, m, step, min_area, prior)
 
         results = {step: run(k, mask, step) for step in (1, -1)}
         passes = {step: results[step][0] for step in (1, -1)}
@@ -120,16 +123,17 @@ def split_by_motion(mask: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, n
     return moving, mask & ~moving
 
 
-def propagate(drawn: dict[int, np.ndarray], motion: np.ndarray, store, depth: np.ndarray, K: np.ndarray,
-              world_from_camera: np.ndarray, device, min_area: int, rgb: np.ndarray) -> np.ndarray:
-    """(F, H, W) bool object masks on every frame from masks drawn on some frames; rgb (F, H, W, 3) uint8."""
+def propagate(drawn: dict[int, np.ndarray], motion: np.ndarray, evidence: np.ndarray, store, depth: np.ndarray,
+              K: np.ndarray, world_from_camera: np.ndarray, device, min_area: int, rgb: np.ndarray) -> np.ndarray:
+    """(F, H, W) bool object masks on every frame from masks drawn on some frames; rgb (F, H, W, 3) uint8;
+    motion: the solve's motion masks; evidence: the change masks (`change.change_masks`)."""
     moving, static = {}, {}
     for k, m in drawn.items():
         moving[k], static[k] = split_by_motion(m, motion[k])
     out = np.zeros(motion.shape, bool)
     if any(m.any() for m in moving.values()):
         drawn_moving = {k: m for k, m in moving.items() if m.any()}
-        tracked = propagate_moving(drawn_moving, rgb, motion, depth, store, K, world_from_camera, min_area)
+        tracked = propagate_moving(drawn_moving, rgb, motion, evidence, depth, store, K, world_from_camera, min_area)
         snapped = propagate_snapped(drawn_moving, motion, depth, store, min_area)
         out |= choose(tracked, snapped)
     if any(m.any() for m in static.values()):

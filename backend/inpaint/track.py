@@ -16,9 +16,10 @@ Per step t -> t+1 (or t-1):
    tells the object from the motion mask's halo and from a static thing in front of it (a column it passes
    behind), where the estimated depth cannot (its edges are several pixels off) nor the flow (DIS blurs
    motion boundaries). When GrabCut keeps less than half of the outline's part in the motion mask, the
-   motion mask within `SNAP` px of the outline is taken instead: cut pixel by pixel by colour (`colour_pick`)
-   where GrabCut has cut this object before (its smoothness term can drop a thin visible part whole), all of
-   it where GrabCut never could (colours too close to the surroundings: small, blurred objects).
+   motion mask within `SNAP` px of the outline is taken instead, cut pixel by pixel by colour (`colour_pick`),
+   where GrabCut has cut this object before (its smoothness term can drop a thin visible part whole); where
+   GrabCut never could (colours too close to the surroundings: small, blurred objects), the change evidence
+   (`change.py`) within `SNAP` px of the outline.
 3. **Whole or hidden.** A view about the outline's size, or one that grew from it while keeping it (coming
    out from behind something), becomes the new outline; one within 3 % of its size is also a velocity
    sample (with its scale change). Otherwise the object is partly or wholly hidden: the outline moves on
@@ -190,12 +191,13 @@ def move_mask(mask: np.ndarray, d, scale: float = 1.0) -> np.ndarray:
     return cv2.warpAffine(mask.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR) > 0.5
 
 
-def follow(rgb: np.ndarray, store, motion: np.ndarray, depth: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray,
-           start: int, mask: np.ndarray, step: int, min_area: int,
+def follow(rgb: np.ndarray, store, motion: np.ndarray, evidence: np.ndarray, depth: np.ndarray, K: np.ndarray,
+           world_from_camera: np.ndarray, start: int, mask: np.ndarray, step: int, min_area: int,
            prior: list[np.ndarray] | None = None) -> tuple[dict[int, np.ndarray], list[np.ndarray]]:
     """({frame: visible mask}, velocity samples) of the object from `start` (where it is `mask`) to the
-    shot's end in direction `step` (+1 or -1). rgb (F, H, W, 3) uint8; motion (F, H, W) bool (the solve's);
-    depth (F, H, W). Velocity samples: the object's own image motion per frame (px) on the steps where it was
+    shot's end in direction `step` (+1 or -1). rgb (F, H, W, 3) uint8; motion (F, H, W) bool: where things
+    may move (the solve's motion masks with the change evidence); evidence (F, H, W) bool: the tight change
+    masks (`change.change_masks`); depth (F, H, W). Velocity samples: the object's own image motion per frame (px) on the steps where it was
     seen whole twice, in order, each (dx, dy, log of the scale change); `prior`: samples for this direction
     from a pass the other way (negated), counted as if seen just before `start`."""
     frames = motion.shape[0]
@@ -235,15 +237,18 @@ def follow(rgb: np.ndarray, store, motion: np.ndarray, depth: np.ndarray, K: np.
             visible = cut
             colours_separate = True
         else:
-            # GrabCut found too little of it: the motion mask near the moved outline (within SNAP px: it may
-            # come out from behind something by that much a frame). Where GrabCut has cut this object before
-            # (its colours do stand out), that band cut by colour pixel by pixel; else all of it (small,
-            # blurred objects: on the 160x120 test shot GrabCut never cuts the ball, and a pixel-wise cut
-            # lost it: IoU 0.6-0.8 -> 0.3-0.8).
-            visible = dilate(predicted, SNAP) & motion[nxt]
+            # GrabCut found too little of it: the pixels near the moved outline (within SNAP px: it may come
+            # out from behind something by that much a frame) where things move. Where GrabCut has cut this
+            # object before (its colours do stand out), the motion band cut by colour pixel by pixel. Else
+            # (small, blurred objects whose colours GrabCut never separates from their surroundings: the
+            # ball of the 160x120 test shot) the tight change evidence: the solve's motion masks there are
+            # a halo that lags the object and miss it behind a column (IoU min 0.0 -> 0.76).
             if colours_separate:
+                visible = dilate(predicted, SNAP) & motion[nxt]
                 picked = colour_pick(bgr, predicted, visible, model)
                 visible = picked if picked.sum() >= PICK_SHARE * (predicted & motion[nxt]).sum() else visible
+            else:
+                visible = dilate(predicted, SNAP) & evidence[nxt]
         visible = clean(visible, min_area) if visible.any() else visible
         kept = (visible & predicted).sum()
         # Whole: about the predicted size; or more of it than predicted while keeping what was predicted

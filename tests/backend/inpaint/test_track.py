@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from backend.flow_store import FlowStore, FlowWriter, write_index
-from backend.inpaint import propagate, track
+from backend.inpaint import change, propagate, track
 from backend.inpaint.masks import dilate
 from backend.metrics.flow import forward_backward_consistent
 
@@ -66,7 +66,8 @@ def _iou(a, b):
 
 def test_the_tracked_mask_fits_the_ball_not_the_halo_and_comes_out_behind_the_column(shot):
     store, frames, visible, motion, depth, K, poses = shot
-    found, _ = track.follow(frames, store, motion, depth, K, poses, 2, visible[2], 1, 10)
+    evidence = change.change_masks(frames, depth, K, poses)
+    found, _ = track.follow(frames, store, motion | evidence, evidence, depth, K, poses, 2, visible[2], 1, 10)
     ious = {t: _iou(found[t], visible[t]) for t in found if visible[t].sum() >= 20}
     whole = [t for t in ious if visible[t].sum() >= 0.95 * np.pi * RADIUS ** 2]
     hidden = [t for t in ious if t not in whole]
@@ -79,7 +80,8 @@ def test_the_tracked_mask_fits_the_ball_not_the_halo_and_comes_out_behind_the_co
 
 def test_halo_motion_masks_choose_the_tracked_masks(shot):
     store, frames, visible, motion, depth, K, poses = shot
-    out = propagate.propagate({2: visible[2]}, motion, store, depth, K, poses, "cpu", 10, frames)
+    out = propagate.propagate({2: visible[2]}, motion, change.change_masks(frames, depth, K, poses), store, depth, K,
+                              poses, "cpu", 10, frames)
     areas = [out[t].sum() / visible[t].sum() for t in range(FRAMES) if visible[t].sum() >= 0.95 * np.pi * RADIUS ** 2]
     assert np.median(areas) < 1.15, np.round(areas, 2)  # not the motion masks (about 1.8x)
 

@@ -16,7 +16,8 @@ warps with one surface's depth (5 % of the static pixels of the 160x120 test sho
 depth). Dropping edge pixels unless they touch changed pixels off the edges cut that to 3 % but lost the
 ball's rim on the real chain (its one-drawn-frame IoU min 0.76 -> 0.45), so they are left to the consumers,
 which only look near the object.
-The follower uses it where colour cannot cut the object out (`track.follow`). `--remove moving` does not:
+The follower uses it where colour cannot cut the object out (`track.follow`); `propagate.propagate` computes
+it once per run, only when a drawn mask moves. `--remove moving` does not:
 growing the motion masks by the evidence touching them removed more of the quick shot's ball on the real
 chain (+0.45 dB inside the GT masks) but also the static edges beside the objects (default shot -0.31 dB;
 -1.9 dB with ground-truth motion masks).
@@ -40,14 +41,12 @@ def _lab(frame: np.ndarray) -> np.ndarray:
 
 
 def difference(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray, t: int,
-               device="cpu", lab: list | None = None) -> np.ndarray:
+               device="cpu", lab: list[np.ndarray] | None = None) -> np.ndarray:
     """(H, W) float32: the smallest colour difference between frame t and its neighbours warped onto it
-    through t's depth (0 where no neighbour sees the pixel or its depth is unknown)."""
+    through t's depth (0 where no neighbour sees the pixel or its depth is unknown). lab: the frames already
+    converted (`_lab`), when the caller has them."""
     frames, h, w = rgb.shape[:3]
-    lab = lab if lab is not None else [None] * frames
-    for s in [t] + [t + g * side for g in NEIGHBOUR_GAPS for side in (-1, 1)]:
-        if 0 <= s < frames and lab[s] is None:
-            lab[s] = _lab(rgb[s])
+    lab = lab if lab is not None else [_lab(f) for f in rgb]
     v, u = (a.reshape(-1) for a in pixel_grid(h, w, device))
     z = torch.as_tensor(np.nan_to_num(depth[t], nan=0.0, posinf=0.0).reshape(-1), dtype=torch.float32, device=device)
     known = (z > 0).cpu().numpy().reshape(h, w)
@@ -71,10 +70,9 @@ def change_masks(rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, world_from_c
                  device="cpu") -> np.ndarray:
     """(F, H, W) bool: the pixels of each frame that no neighbouring frame explains as static scene.
     rgb (F, H, W, 3) uint8; depth (F, H, W) planar; K (F, 3, 3); world_from_camera (F, 4, 4)."""
-    frames = rgb.shape[0]
-    lab: list = [None] * frames
+    lab = [_lab(f) for f in rgb]
     out = np.zeros(rgb.shape[:3], bool)
-    for t in range(frames):
+    for t in range(rgb.shape[0]):
         d = difference(rgb, depth, K, world_from_camera, t, device, lab)
         threshold = max(NOISE_FLOOR, NOISE_FACTOR * float(np.median(d)))
         # Closing joins the object's pixels where its texture happens to match the background behind it.

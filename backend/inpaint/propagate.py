@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from .change import change_masks
 from .geometry import project, unproject
 from .masks import clean, disk, keep_nearest
 from .snap import propagate_snapped
@@ -123,16 +124,16 @@ def split_by_motion(mask: np.ndarray, motion: np.ndarray) -> tuple[np.ndarray, n
     return moving, mask & ~moving
 
 
-def propagate(drawn: dict[int, np.ndarray], motion: np.ndarray, evidence: np.ndarray, store, depth: np.ndarray,
-              K: np.ndarray, world_from_camera: np.ndarray, device, min_area: int, rgb: np.ndarray) -> np.ndarray:
-    """(F, H, W) bool object masks on every frame from masks drawn on some frames; rgb (F, H, W, 3) uint8;
-    motion: the solve's motion masks; evidence: the change masks (`change.change_masks`)."""
+def propagate(drawn: dict[int, np.ndarray], motion: np.ndarray, store, depth: np.ndarray, K: np.ndarray,
+              world_from_camera: np.ndarray, device, min_area: int, rgb: np.ndarray) -> np.ndarray:
+    """(F, H, W) bool object masks on every frame from masks drawn on some frames; rgb (F, H, W, 3) uint8."""
     moving, static = {}, {}
     for k, m in drawn.items():
         moving[k], static[k] = split_by_motion(m, motion[k])
     out = np.zeros(motion.shape, bool)
     if any(m.any() for m in moving.values()):
         drawn_moving = {k: m for k, m in moving.items() if m.any()}
+        evidence = change_masks(rgb, depth, K, world_from_camera, device)
         tracked = propagate_moving(drawn_moving, rgb, motion, evidence, depth, store, K, world_from_camera, min_area)
         snapped = propagate_snapped(drawn_moving, motion, depth, store, min_area)
         out |= choose(tracked, snapped)

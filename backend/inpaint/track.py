@@ -197,9 +197,9 @@ def follow(rgb: np.ndarray, store, motion: np.ndarray, evidence: np.ndarray, dep
     """({frame: visible mask}, velocity samples) of the object from `start` (where it is `mask`) to the
     shot's end in direction `step` (+1 or -1). rgb (F, H, W, 3) uint8; motion (F, H, W) bool: where things
     may move (the solve's motion masks with the change evidence); evidence (F, H, W) bool: the tight change
-    masks (`change.change_masks`); depth (F, H, W). Velocity samples: the object's own image motion per frame (px) on the steps where it was
-    seen whole twice, in order, each (dx, dy, log of the scale change); `prior`: samples for this direction
-    from a pass the other way (negated), counted as if seen just before `start`."""
+    masks (`change.change_masks`); depth (F, H, W). Velocity samples: the object's own image motion per frame
+    (px) on the steps where it was seen whole twice, in order, each (dx, dy, log of the scale change); `prior`:
+    samples for this direction from a pass the other way (negated), counted as if seen just before `start`."""
     frames = motion.shape[0]
     found: dict[int, np.ndarray] = {}
     model = object_model(np.ascontiguousarray(rgb[start][..., ::-1]), mask)
@@ -243,12 +243,13 @@ def follow(rgb: np.ndarray, store, motion: np.ndarray, evidence: np.ndarray, dep
             # (small, blurred objects whose colours GrabCut never separates from their surroundings: the
             # ball of the 160x120 test shot) the tight change evidence: the solve's motion masks there are
             # a halo that lags the object and miss it behind a column (IoU min 0.0 -> 0.76).
+            band = dilate(predicted, SNAP)
             if colours_separate:
-                visible = dilate(predicted, SNAP) & motion[nxt]
+                visible = band & motion[nxt]
                 picked = colour_pick(bgr, predicted, visible, model)
                 visible = picked if picked.sum() >= PICK_SHARE * (predicted & motion[nxt]).sum() else visible
             else:
-                visible = dilate(predicted, SNAP) & evidence[nxt]
+                visible = band & evidence[nxt]
         visible = clean(visible, min_area) if visible.any() else visible
         kept = (visible & predicted).sum()
         # Whole: about the predicted size; or more of it than predicted while keeping what was predicted

@@ -27,7 +27,7 @@ from ..device import one_cpu_thread
 from ..errors import ShotfieldError
 from ..flow_store import FlowStore
 from ..frames import load_frames
-from ..inpaint import change, clicks, fill, masks, plates, propagate
+from ..inpaint import clicks, fill, masks, plates, propagate
 from ..inpaint.geometry import reliable_depth
 from . import Stage
 
@@ -90,9 +90,8 @@ def run(ctx) -> dict[str, str]:
     elif folder.suffix.lower() == ".json":
         marks = clicks.read_clicks(folder, frames, w, h)
         drawn = clicks.masks_from_clicks(marks, rgb, depth, motion)
-        evidence = change.change_masks(rgb, depth, K, world_from_camera, ctx.device)
-        objects = propagate.propagate(drawn, motion, evidence, FlowStore(ctx.path), depth, K, world_from_camera,
-                                      ctx.device, min_area, rgb)
+        objects = propagate.propagate(drawn, motion, FlowStore(ctx.path), depth, K, world_from_camera, ctx.device, min_area,
+                                      rgb)
         how = f"{len(marks)} clicks/boxes on frames {sorted(drawn)}"
     else:
         drawn = {}
@@ -104,9 +103,7 @@ def run(ctx) -> dict[str, str]:
         if not any(m.any() for m in drawn.values()):
             raise ShotfieldError(f"--remove {folder}: every mask is empty (white marks what to remove)")
         store = FlowStore(ctx.path)
-        evidence = change.change_masks(rgb, depth, K, world_from_camera, ctx.device)
-        objects = propagate.propagate(drawn, motion, evidence, store, depth, K, world_from_camera, ctx.device, min_area,
-                                      rgb)
+        objects = propagate.propagate(drawn, motion, store, depth, K, world_from_camera, ctx.device, min_area, rgb)
         how = f"masks drawn on frames {sorted(drawn)}"
     removed = np.stack([masks.dilate(m, radius) for m in objects])
     ctx.job.log(f"inpaint: removing {how}: {int(objects.any(axis=(1, 2)).sum())} of {frames} frames have something "

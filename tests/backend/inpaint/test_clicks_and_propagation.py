@@ -10,7 +10,7 @@ import pytest
 from backend.errors import ShotfieldError
 from backend.flow_store import FlowStore
 from backend.frames import load_frames
-from backend.inpaint import change, clicks, masks, propagate
+from backend.inpaint import clicks, masks, propagate
 from exporters.cameras_json import read_cameras
 from exporters.exr import read_depth_exr
 
@@ -46,9 +46,7 @@ def test_a_click_and_a_box_select_the_moving_object(inputs, tmp_path):
     assert _iou(by_box, index[k] == 2) > 0.95
     # ... and the click's mask follows the object through the shot.
     K = read_cameras(job / "camera" / "cameras.json")
-    evidence = change.change_masks(rgb, depth, K.K, K.world_from_camera)
-    out = propagate.propagate({k: by_click}, motion, evidence, FlowStore(job), depth, K.K, K.world_from_camera, "cpu", 19,
-                              rgb)
+    out = propagate.propagate({k: by_click}, motion, FlowStore(job), depth, K.K, K.world_from_camera, "cpu", 19, rgb)
     ious = [_iou(out[t], index[t] == 2) for t in range(len(out)) if (index[t] == 2).sum() >= 20]
     assert min(ious) > 0.8, np.round(ious, 3)
 

@@ -80,8 +80,7 @@ def test_the_tracked_mask_fits_the_ball_not_the_halo_and_comes_out_behind_the_co
 
 def test_halo_motion_masks_choose_the_tracked_masks(shot):
     store, frames, visible, motion, depth, K, poses = shot
-    out = propagate.propagate({2: visible[2]}, motion, change.change_masks(frames, depth, K, poses), store, depth, K,
-                              poses, "cpu", 10, frames)
+    out = propagate.propagate({2: visible[2]}, motion, store, depth, K, poses, "cpu", 10, frames)
     areas = [out[t].sum() / visible[t].sum() for t in range(FRAMES) if visible[t].sum() >= 0.95 * np.pi * RADIUS ** 2]
     assert np.median(areas) < 1.15, np.round(areas, 2)  # not the motion masks (about 1.8x)
 

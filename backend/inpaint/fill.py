@@ -57,7 +57,7 @@ def build_plates(rgb: np.ndarray, depth: np.ndarray, removed: np.ndarray, K: np.
     sources = source_frames(frames, effort)
     for n, s in enumerate(sources):
         keep = reliable[s] & ~removed[s] & (~exclude[s] if exclude is not None else True)
-        scene.add_pixels(rgb[s], depth[s], keep, K[s], world_from_camera[s])
+        scene.add_pixels(rgb[s], depth[s], keep, K[s], world_from_camera[s], s)
         say(0.3 * (n + 1) / len(sources), f"building the static scene: frame {s}")
     scene.origin = torch.as_tensor(world_from_camera[sources[len(sources) // 2]][:3, 3], dtype=torch.float32, device=device)
     raw = len(scene)
@@ -67,7 +67,7 @@ def build_plates(rgb: np.ndarray, depth: np.ndarray, removed: np.ndarray, K: np.
     regions = np.stack([dilate(m, feather + 1) for m in removed])
     renders = []
     for t in range(frames):
-        renders.append(scene.render(K[t], world_from_camera[t], regions[t]) if removed[t].any() else None)
+        renders.append(scene.render(K[t], world_from_camera[t], regions[t], t) if removed[t].any() else None)
         say(0.3 + 0.3 * (t + 1) / frames, f"rendering the background: frame {t}")
     holes = np.stack([removed[t] & ~renders[t].covered if renders[t] is not None else np.zeros((h, w), bool)
                       for t in range(frames)])
@@ -90,12 +90,12 @@ def build_plates(rgb: np.ndarray, depth: np.ndarray, removed: np.ndarray, K: np.
         filled_inverse = cv2.inpaint(inverse.astype(np.float32), unknown.astype(np.uint8), TELEA_RADIUS, cv2.INPAINT_TELEA)
         filled_depth = np.where(filled_inverse > 1e-9, 1.0 / np.maximum(filled_inverse, 1e-9), np.inf).astype(np.float32)
         before = len(scene)
-        lifted += scene.add_pixels(filled_rgb, filled_depth, holes[r], K[r], world_from_camera[r])
+        lifted += scene.add_pixels(filled_rgb, filled_depth, holes[r], K[r], world_from_camera[r], r)
         log(f"inpaint: round {rounds}: filled {int(areas[r])} unseen pixels on reference frame {r} and lifted them to 3D")
         for t in np.nonzero(areas >= 1)[0]:
             # Only the holes can change, and only through the points just added (nothing else reached them):
             # render those into the holes and merge; the covered pixels stay as they were.
-            new = scene.render(K[t], world_from_camera[t], dilate(holes[t], 1), first=before)
+            new = scene.render(K[t], world_from_camera[t], dilate(holes[t], 1), t, first=before)
             gained = new.covered & holes[t]
             renders[t].rgb[gained] = new.rgb[gained]
             renders[t].depth[gained] = new.depth[gained]

@@ -5,8 +5,14 @@ Each source pixel that is not removed (outside the dilated removal mask), has a 
 depth edge becomes a world point with its colour. Rendering a camera projects all points, keeps those that
 land in the requested region, and splats each bilinearly onto its four neighbouring pixels. The z-buffer
 is soft: a pixel's front depth comes from the points nearest to its centre (the largest bilinear weight), and
-every point within `Z_TOLERANCE` of it contributes with its bilinear weight, so the colour of a surface is
-the average of all frames that saw it. The same points serve every frame, so plates agree across frames.
+every point within `Z_TOLERANCE` of it contributes with its bilinear weight times a weight that falls with
+the time between its source frame and the rendered one (`TIME_SCALE`), so the colour of a surface is the
+average of the frames that saw it, the nearest counting most. Nearby frames see the surface from nearly the
+same viewpoint, where a warp through estimated depth is sharpest: on the 160x120 test shot a frame warped onto
+one 1 frame away matches it at 33 dB, 8 frames away at 24.5 dB (with ground-truth geometry as well). The
+weights change smoothly from frame to frame, so the plates still agree across frames (no more flicker:
+3.41 / 3.42 before on the default shot's real chain, +0.3 dB inside the mask). Points merge (`merge`) only
+with points from the same run of `MERGE_FRAMES` source frames, so that they keep a time.
 
 This is the part a radiance field (backend/field/, NSFF-style, trained with the masked rays left out) can
 replace later: anything that renders RGB + planar depth + a coverage weight at a camera for a region.
@@ -28,6 +34,10 @@ from .geometry import project, unproject
 Z_TOLERANCE = 0.1
 COVERED_WEIGHT = 0.3    # a pixel whose summed splat weight is below this counts as not seen
 MERGE_CELL = 0.75       # merged points: one per three quarters of a pixel's footprint
+TIME_SCALE = 3.0        # frames: a point's colour weight falls by e per this many frames from its source
+                        # (1000 = no weighting: default shot 26.31 dB in the mask, quick 23.00; 3: 26.65 / 23.15;
+                        # 2 or 5: within 0.05 dB of 3)
+MERGE_FRAMES = 4        # points merge only with points of source frames in the same run of this many
 CHUNK = 1 << 21         # points projected per batch (bounded memory on any shot size)
 
 
@@ -44,13 +54,14 @@ class StaticScene:
         self.points = torch.zeros((0, 3), dtype=torch.float32, device=device)
         self.origin = torch.zeros(3, dtype=torch.float32, device=device)  # a camera centre (merge's depth)
         self.colours = torch.zeros((0, 3), dtype=torch.float32, device=device)
+        self.times = torch.zeros(0, dtype=torch.float32, device=device)  # the source frame of each point
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
 
     def add_pixels(self, rgb: np.ndarray, depth: np.ndarray, keep: np.ndarray, K: np.ndarray,
-                   world_from_camera: np.ndarray) -> int:
-        """Lift the pixels of one frame where `keep` (bool (H, W)) into the point set; returns how many."""
+                   world_from_camera: np.ndarray, frame: int) -> int:
+        """Lift the pixels of frame `frame` where `keep` (bool (H, W)) into the point set; returns how many."""
         v, u = np.nonzero(keep & np.isfinite(depth) & (depth > 0))
         if len(v) == 0:
             return 0
@@ -61,6 +72,7 @@ class StaticScene:
         colours = torch.as_tensor(rgb[v, u], dtype=torch.float32, device=dev)
         self.points = torch.cat([self.points, points])
         self.colours = torch.cat([self.colours, colours])
+        self.times = torch.cat([self.times, torch.full((len(v),), float(frame), device=dev)])
         return len(v)
 
     def merge(self, fx: float, cell: float = MERGE_CELL) -> int:
@@ -74,18 +86,22 @@ class StaticScene:
         depth = torch.linalg.norm(self.points - self.origin, dim=1).clamp(min=1e-6)
         level = torch.round(torch.log2(depth * cell / fx) * 4)
         size = torch.exp2(level / 4)[:, None]
-        key = torch.cat([level[:, None], torch.floor(self.points / size)], dim=1).to(torch.int64)
+        era = torch.floor(self.times / MERGE_FRAMES)
+        key = torch.cat([level[:, None], era[:, None], torch.floor(self.points / size)], dim=1).to(torch.int64)
         _, inverse, counts = torch.unique(key, dim=0, return_inverse=True, return_counts=True)
         n = int(counts.numel())
         points = torch.zeros((n, 3), device=dev).index_add_(0, inverse, self.points)
         colours = torch.zeros((n, 3), device=dev).index_add_(0, inverse, self.colours)
+        times = torch.zeros(n, device=dev).index_add_(0, inverse, self.times)
         self.points = points / counts[:, None].float()
         self.colours = colours / counts[:, None].float()
+        self.times = times / counts.float()
         return n
 
-    def render(self, K: np.ndarray, world_from_camera: np.ndarray, region: np.ndarray, first: int = 0) -> Render:
-        """RGB, depth and coverage at one camera, computed inside `region` (bool (H, W)) only, from the
-        points added since the first `first` (0: all of them)."""
+    def render(self, K: np.ndarray, world_from_camera: np.ndarray, region: np.ndarray, frame: float,
+               first: int = 0) -> Render:
+        """RGB, depth and coverage at the camera of frame `frame`, computed inside `region` (bool (H, W)) only,
+        from the points added since the first `first` (0: all of them)."""
         h, w, dev = self.height, self.width, self.device
         region_t = torch.as_tensor(region, device=dev).reshape(-1)
         n = h * w
@@ -126,6 +142,7 @@ class StaticScene:
             x0, y0 = torch.floor(px), torch.floor(py)
             fx, fy = px - x0, py - y0
             rgb = self.colours[idx]
+            recency = torch.exp(-torch.abs(self.times[idx] - frame) / TIME_SCALE)
             for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
                 xi, yi = x0 + dx, y0 + dy
                 inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
@@ -136,6 +153,7 @@ class StaticScene:
                 coverage.index_add_(0, pix, wa)
                 # (Weighting colours by the squared bilinear weight is sharper by 0.1 dB but flickers 15 %
                 # more from frame to frame: the plain bilinear average is kept.)
+                wa = wa * recency
                 weight.index_add_(0, pix, wa)
                 depth.index_add_(0, pix, wa * z)
                 colour.index_add_(0, pix, wa[:, None] * rgb)

@@ -140,7 +140,8 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("remove", "quality", "effort"),
     outputs=("plates", "masks/00000.png"),
-    version=3,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence
+    version=4,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence;
+    # 4: the static scene weights source frames by their time (inpaint/scene.py)
     uses_torch=True,
     flow_gaps=(1,),
     fingerprint=fingerprint,

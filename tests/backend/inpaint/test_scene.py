@@ -1,0 +1,54 @@
+"""The static scene's point set: a surface's colour at a frame comes mostly from the frames nearest in time."""
+from __future__ import annotations
+
+import numpy as np
+
+from backend.inpaint import scene
+from backend.inpaint.scene import StaticScene
+
+
+def _plane_shot(frames=9, h=24, w=32, z=5.0):
+    K = np.array([[40.0, 0, w / 2], [0, 40.0, h / 2], [0, 0, 1]])
+    world_from_camera = np.stack([np.eye(4) for _ in range(frames)])
+    world_from_camera[:, 0, 3] = 0.05 * np.arange(frames)  # a slow pan: every frame sees the middle
+    depth = np.full((h, w), z, np.float32)
+    grey = 60.0 + 20.0 * np.arange(frames)  # the light changes over the shot
+    rgb = np.stack([np.full((h, w, 3), g, np.uint8) for g in grey])
+    return K, world_from_camera, depth, grey, rgb
+
+
+def test_colour_follows_the_nearest_frames_in_time():
+    K, wfc, depth, grey, rgb = _plane_shot()
+    frames, h, w = rgb.shape[:3]
+    points = StaticScene(w, h, "cpu")
+    for s in range(frames):
+        points.add_pixels(rgb[s], depth, np.ones((h, w), bool), K, wfc[s], s)
+    points.merge(float(K[0, 0]))
+    region = np.zeros((h, w), bool)
+    region[8:16, 12:20] = True
+    for t in (1, 7):
+        out = points.render(K, wfc[t], region, t)
+        assert out.covered[region].all()
+        weights = np.exp(-np.abs(np.arange(frames) - t) / scene.TIME_SCALE)
+        expected = float((weights * grey).sum() / weights.sum())
+        got = float(np.median(out.rgb[region][:, 0]))
+        # Within a merge run's spread of the time-weighted mean, and far from the plain mean over the shot
+        # (140): the middle of the pan is seen by every frame, so only the weighting can make this so.
+        assert abs(got - expected) <= 10 * scene.MERGE_FRAMES / 2, (t, got, expected)
+        assert abs(got - grey[t]) < 0.7 * abs(grey.mean() - grey[t]), (t, got)
+
+
+def test_merge_keeps_source_times_apart():
+    K, wfc, depth, _, rgb = _plane_shot(frames=8)
+    frames, h, w = rgb.shape[:3]
+    points = StaticScene(w, h, "cpu")
+    for s in range(frames):
+        points.add_pixels(rgb[s], depth, np.ones((h, w), bool), K, wfc[s], s)
+    before = len(points)
+    points.merge(float(K[0, 0]))
+    assert len(points) < before / 2  # the frames' points of one surface fuse...
+    times = points.times.numpy()
+    # ...but only within runs of MERGE_FRAMES frames: each merged point's time stays inside its run.
+    runs = np.floor(times / scene.MERGE_FRAMES)
+    assert set(np.unique(runs).tolist()) == set(range(int(np.ceil(frames / scene.MERGE_FRAMES))))
+    assert np.all(times - runs * scene.MERGE_FRAMES <= scene.MERGE_FRAMES - 1 + 1e-4)

@@ -77,9 +77,11 @@ class StaticScene:
 
     def merge(self, fx: float, cell: float = MERGE_CELL) -> int:
         """Fuse points closer than `cell` pixels' footprint (a pixel spans depth / fx world units at a
-        depth) into one, with the mean colour: a surface seen by many frames holds many near-identical
-        points, and rendering costs grow with their number. Cells are cubes on a grid per depth octave
-        quarter (so near and far surfaces get cells of their own pixel size). Returns the points left."""
+        depth) into one, with the mean colour and source time: a surface seen by many frames holds many
+        near-identical points, and rendering costs grow with their number. Cells are cubes on a grid per depth
+        octave quarter (so near and far surfaces get cells of their own pixel size) and per run of
+        `MERGE_FRAMES` source frames (so that `render` can still weight points by time). Returns the points
+        left."""
         if len(self) == 0:
             return 0
         dev = self.device

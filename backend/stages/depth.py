@@ -2,8 +2,8 @@
 the shot itself (Li et al. 2020; backend/depth/ has one module per step, docs/depth.md the method).
 
 Reads frames, flow (gaps 1, 2, 4), camera/cameras.json + camera/points.ply (the solve; without them the
-cameras are learned too) and masks/motion. Writes depth/NNNNN.exr, depth/motion/, depth/confidence/ and
-depth/depth.json (see backend/depth/outputs.py).
+cameras are learned too) and masks/motion. Writes depth/NNNNN.exr, depth/motion/, depth/confidence/,
+depth/compositor/, depth/points/NNNNN.ply and depth/depth.json (see backend/depth/outputs.py).
 """
 from __future__ import annotations
 
@@ -78,12 +78,20 @@ def run(ctx) -> dict[str, str]:
         "steps": result.steps, "effort": ctx.settings.effort, "quality": ctx.settings.quality, "device": ctx.device,
         "seconds": {"training": round(result.seconds, 2), "total": round(time.monotonic() - started, 2)},
     }
-    ctx.progress(0.95, "writing depth, motion and confidence")
-    outputs.write_outputs(ctx.path, depth, result.motion, result.confidence, summary)
-    ctx.job.log(f"depth: {result.steps} steps in {result.seconds:.1f} s on {ctx.device}")
+    ctx.progress(0.95, "writing depth, motion, confidence and point clouds")
+    # The points go through the cameras the depth belongs to: cameras.json's as read (the training held them
+    # fixed; its own copy went through float32), so they land where the imported camera sees them; the
+    # learned ones only when there was no solve (then in the learned world, depth.json's "cameras").
+    K, world_from_camera = ((result.K, result.world_from_camera) if result.learned_cameras
+                            else (shot.K, shot.world_from_camera))
+    rgb = np.rint(shot.rgb * 255).astype(np.uint8)
+    points = outputs.write_outputs(ctx.path, depth, result.motion, result.confidence, summary,
+                                   K, world_from_camera, rgb)
+    ctx.job.log(f"depth: {result.steps} steps in {result.seconds:.1f} s on {ctx.device}; point clouds every "
+                f"{points['step']} px, {points['points']} points")
     ctx.progress(1.0, "done")
     return {"depth": "depth", "object_motion": "depth/motion", "depth_confidence": "depth/confidence",
-            "depth_summary": "depth/depth.json"}
+            "depth_points": "depth/points", "depth_summary": "depth/depth.json"}
 
 
 STAGE = Stage(
@@ -91,8 +99,9 @@ STAGE = Stage(
     run=run,
     requires=("flow", "solve"),
     settings_fields=("quality", "effort"),
-    outputs=("depth/00000.exr", "depth/depth.json"),
-    version=2,  # 2: focal scan (self_calibration), moving objects held to their ground contact
+    outputs=("depth/00000.exr", "depth/points/00000.ply", "depth/depth.json"),
+    # 2: focal scan (self_calibration), moving objects held to their ground contact; 3: depth/points/ PLYs
+    version=3,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

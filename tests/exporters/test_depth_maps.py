@@ -70,3 +70,23 @@ def test_points_unproject_to_the_camera_centre_ray(tmp_path):
     # pixel (4, 3) has its centre at (4.5, 3.5): x = 0.5 / 10 * 5, y = 0.5 / 10 * 5, z = 5, plus the centre
     k = np.flatnonzero((cols == [255, 0, 0]).all(1))[0]
     assert np.allclose(pts[k], [1.25, 2.25, 8.0], atol=1e-5)
+
+
+def test_points_with_a_stride_take_every_step_th_pixel_centre(tmp_path):
+    """step=3: pixels (0, 0), (3, 0), ... of the full-size image, at their own centres (3j + 0.5), with their
+    own colours; the counter-example of scaling K instead would put them at (j + 0.5) * 3."""
+    h, w, step = 7, 10, 3
+    K = np.array([[20.0, 0, 5.0], [0, 20.0, 3.5], [0, 0, 1]])
+    depth = np.full((h, w), 4.0, np.float32)
+    depth[3, 6] = np.nan  # unknown: no point
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 0] = np.arange(w)[None, :] * 10   # red says the column,
+    rgb[..., 1] = np.arange(h)[:, None] * 10   # green the row
+    n = depth_maps.write_frame_points(tmp_path / "f.ply", depth, K, np.eye(4), rgb, step=step)
+    assert n == 3 * 4 - 1
+    pts, cols = ply.points_and_colours(tmp_path / "f.ply")
+    u = pts[:, 0] / pts[:, 2] * K[0, 0] + K[0, 2]
+    v = pts[:, 1] / pts[:, 2] * K[1, 1] + K[1, 2]
+    assert np.allclose(u, cols[:, 0] / 10 + 0.5, atol=1e-4) and np.allclose(v, cols[:, 1] / 10 + 0.5, atol=1e-4)
+    assert set(cols[:, 0] // 10) == {0, 3, 6, 9} and set(cols[:, 1] // 10) == {0, 3, 6}
+    assert (60, 30) not in {(int(c[0]), int(c[1])) for c in cols} and np.allclose(pts[:, 2], 4.0)

@@ -31,12 +31,15 @@ __all__ = ["IMPORTERS", "ImportFailed", "ImportResult", "READ_ERRORS", "availabl
 
 #: In build order: the footage clip before the camera that shows it, the camera before what hangs off it.
 #: Names without a module yet are outputs not built into this version (as with the backend's stages).
-IMPORTER_NAMES = ("clip", "camera", "points", "ground", "depth", "point_cache", "tracks", "layers", "plates")
+IMPORTER_NAMES = ("clip", "camera", "points", "ground", "depth", "depth_points", "point_cache", "tracks", "layers",
+                  "plates")
 
 IMPORTERS = import_present(__name__, IMPORTER_NAMES)
 BY_NAME = {module.NAME: module for module in IMPORTERS}
-#: Left out of "import all" unless asked for (the ground plane is an option).
-OPTIONAL = {"ground"}
+#: Left out of "import all" unless asked for: the ground plane is an option (`ground_plane`); the per-frame
+#: depth point clouds are heavy (every frame's points live in the .blend, ~20,000 a frame) and have their
+#: own import button.
+OPTIONAL = {"ground", "depth_points"}
 #: Errors phase 1 turns a bad job folder into; each carries a plain message naming the file.
 READ_ERRORS = (ImportFailed, cameras_json.CamerasFileError, job_manifest.JobFolderError, OSError, ValueError)
 # bpy.data collections an importer may add to; what phase 2 added is removed again if it fails.

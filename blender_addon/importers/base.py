@@ -117,6 +117,13 @@ def tag(obj, output: str, name: str):
     return obj
 
 
+def socket_identifier(group, name: str) -> str:
+    """The identifier of node group `group`'s input socket `name`: what a Geometry Nodes modifier's inputs
+    are keyed by (`modifier[identifier] = value`)."""
+    return next(item.identifier for item in group.interface.items_tree
+                if item.item_type == "SOCKET" and item.in_out == "INPUT" and item.name == name)
+
+
 def attribute_emission_material(name: str, attribute: str):
     """The material `name` (made once): emission coloured by the geometry's `attribute`, so points show the
     footage's colours under any light."""

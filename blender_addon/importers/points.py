@@ -21,7 +21,7 @@ import bpy
 import numpy as np
 
 from ..shared_formats import ply
-from .base import Built, ImportFailed, JobFolder, Shot, attribute_emission_material, tag
+from .base import Built, ImportFailed, JobFolder, Shot, attribute_emission_material, socket_identifier, tag
 
 NAME = "points"
 LABEL = "Point Cloud"
@@ -69,37 +69,45 @@ def display_radius(positions: np.ndarray) -> float:
 
 def create(data: PointsData, shot: Shot) -> Built:
     name = f"{shot.job.name} Points"
-    mesh = bpy.data.meshes.new(name)
-    mesh.vertices.add(len(data.positions))
-    mesh.vertices.foreach_set("co", data.positions.astype(np.float32).ravel())
-    if data.colours is not None:
-        attribute = mesh.color_attributes.new(COLOUR_ATTRIBUTE, "BYTE_COLOR", "POINT")
-        rgba = np.ones((len(data.colours), 4), np.float32)
-        rgba[:, :3] = data.colours / 255.0
-        attribute.data.foreach_set("color_srgb", rgba.ravel())
-        mesh.color_attributes.active_color = attribute
-    mesh.update()
-    obj = tag(bpy.data.objects.new(name, mesh), NAME, name)
-    modifier = obj.modifiers.new("Points", "NODES")
-    modifier.node_group = _node_group()
-    modifier[_socket_identifier(modifier.node_group, RADIUS_SOCKET)] = data.radius
+    obj = tag(bpy.data.objects.new(name, point_mesh(name, data.positions, data.colours)), NAME, name)
+    add_points_modifier(obj, mesh_to_points_group(), data.radius)
     warnings = [f"{data.dropped} points without finite coordinates were left out"] if data.dropped else []
     return Built(objects=[obj], warnings=warnings)
 
 
+def point_mesh(name: str, positions: np.ndarray, colours: np.ndarray | None):
+    """A vertex-only mesh: positions (N, 3) float, world units; colours (N, 3) uint8 sRGB or None, as the byte
+    colour attribute "Col" (through `color_srgb`: Blender does the sRGB-to-linear step). One bulk
+    `foreach_set` per array."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(len(positions))
+    mesh.vertices.foreach_set("co", np.ascontiguousarray(positions, np.float32).ravel())
+    if colours is not None:
+        attribute = mesh.color_attributes.new(COLOUR_ATTRIBUTE, "BYTE_COLOR", "POINT")
+        rgba = np.ones((len(colours), 4), np.float32)
+        rgba[:, :3] = colours / 255.0
+        attribute.data.foreach_set("color_srgb", rgba.ravel())
+        mesh.color_attributes.active_color = attribute
+    mesh.update()
+    return mesh
+
+
+def add_points_modifier(obj, group, radius: float):
+    """The Geometry Nodes modifier "Points" running `group` (which has a "Radius" input) on `obj`."""
+    modifier = obj.modifiers.new("Points", "NODES")
+    modifier.node_group = group
+    modifier[socket_identifier(group, RADIUS_SOCKET)] = radius
+    return modifier
+
+
 def set_radius(obj, radius: float) -> None:
-    """Change an imported point cloud's display radius (e.g. for a preview render)."""
+    """Change an imported point cloud's display radius (e.g. for a preview render); also the depth points'."""
     modifier = obj.modifiers["Points"]
-    modifier[_socket_identifier(modifier.node_group, RADIUS_SOCKET)] = radius
+    modifier[socket_identifier(modifier.node_group, RADIUS_SOCKET)] = radius
     obj.update_tag()
 
 
-def _socket_identifier(group, name: str) -> str:
-    return next(item.identifier for item in group.interface.items_tree
-                if item.item_type == "SOCKET" and item.in_out == "INPUT" and item.name == name)
-
-
-def _node_group():
+def mesh_to_points_group():
     """Geometry -> Mesh to Points (radius from the modifier) -> Set Material -> Geometry. One group shared by
     every imported point cloud, made again if someone changed it into something else."""
     group = bpy.data.node_groups.get(NODE_GROUP)
@@ -115,7 +123,7 @@ def _node_group():
     to_points = nodes.new("GeometryNodeMeshToPoints")
     to_points.mode = "VERTICES"
     set_material = nodes.new("GeometryNodeSetMaterial")
-    set_material.inputs["Material"].default_value = _material()
+    set_material.inputs["Material"].default_value = material()
     links.new(group_in.outputs["Geometry"], to_points.inputs["Mesh"])
     links.new(group_in.outputs[RADIUS_SOCKET], to_points.inputs["Radius"])
     links.new(to_points.outputs["Points"], set_material.inputs["Geometry"])
@@ -125,6 +133,6 @@ def _node_group():
     return group
 
 
-def _material():
+def material():
     """Emission from the "Col" attribute: the points show the footage's colours under any light."""
     return attribute_emission_material(MATERIAL, COLOUR_ATTRIBUTE)

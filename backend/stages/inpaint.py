@@ -140,8 +140,9 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("remove", "quality", "effort"),
     outputs=("plates", "masks/00000.png"),
-    version=4,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence;
-    # 4: the static scene weights source frames by their time (inpaint/scene.py)
+    version=5,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence;
+    # 4: the static scene weights source frames by their time (inpaint/scene.py); 5: the followed outline is
+    # re-fitted on every frame, the motion-mask snap only when complete (inpaint/track.py, propagate.py)
     uses_torch=True,
     flow_gaps=(1,),
     fingerprint=fingerprint,

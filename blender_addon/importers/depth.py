@@ -4,12 +4,14 @@ Reads `depth/compositor/00000.exr ...` (the depth stage writes them beside the j
 same planar depth in world units as channels "Z" (for Nuke) and "Y", because Blender 4.5 reads a lone "Z"
 channel of a single-part EXR as garbage but a "Y" channel as a grey float image (exporters/depth_maps.py).
 
-Builds (in bpy.data, nothing linked to the scene; the artist adds the group to the compositor):
+Builds:
 - the image "<shot> Depth": source SEQUENCE, Non-Color, job frame i at scene frame `frame_start + i`;
 - the compositor node group "<shot> Depth" with the sequence inside it. Outputs: "Depth" (world units,
   what a Z socket expects), "Mist" (0 at the near, 1 at the far depth of depth.json's range, like Blender's
   Mist pass) and "Defocused" (its "Image" input blurred by a Defocus node driven by the depth, z-buffer mode).
-  Near/far come from the first frame's 2nd/98th percentiles, read from the loaded image.
+  Near/far come from the first frame's 2nd/98th percentiles, read from the loaded image;
+- a node of that group in the scene's compositor, fed by the render layers, its outputs left free for the
+  artist to link (`add_to_compositor`; the final image stays as it was).
 """
 from __future__ import annotations
 

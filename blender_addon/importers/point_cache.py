@@ -25,7 +25,7 @@ from pathlib import Path
 
 import bpy
 
-from .base import Built, ImportFailed, JobFolder, Shot, attribute_emission_material, tag
+from .base import Built, ImportFailed, JobFolder, Shot, attribute_emission_material, socket_identifier, tag
 
 NAME = "point_cache"
 LABEL = "Scene-Flow Points"
@@ -96,13 +96,8 @@ def set_display(obj, radius_scale: float | None = None, spheres: bool | None = N
     modifier = obj.modifiers[MODIFIER]
     for name, value in (("Radius Scale", radius_scale), ("Spheres", spheres), ("Dynamic Only", dynamic_only)):
         if value is not None:
-            modifier[_socket_identifier(modifier.node_group, name)] = value
+            modifier[socket_identifier(modifier.node_group, name)] = value
     obj.update_tag()
-
-
-def _socket_identifier(group, name: str) -> str:
-    return next(item.identifier for item in group.interface.items_tree
-                if item.item_type == "SOCKET" and item.in_out == "INPUT" and item.name == name)
 
 
 def _node_group():

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .masks import dilate
-from .scene import StaticScene, source_frames
+from .scene import SUPPORT_FRAMES, StaticScene, source_frames
 
 TELEA_RADIUS = 5
 FILL_ROUNDS = {"preview": 4, "final": 8}
@@ -61,8 +61,12 @@ def build_plates(rgb: np.ndarray, depth: np.ndarray, removed: np.ndarray, K: np.
         say(0.3 * (n + 1) / len(sources), f"building the static scene: frame {s}")
     scene.origin = torch.as_tensor(world_from_camera[sources[len(sources) // 2]][:3, 3], dtype=torch.float32, device=device)
     raw = len(scene)
-    scene.merge(float(np.median(K[:, 0, 0])))
-    log(f"inpaint: static scene of {len(scene)} points ({raw} before merging) from {len(sources)} source frames")
+    fx = float(np.median(K[:, 0, 0]))
+    # Points only one or two source frames put somewhere are a moving object the masks missed (scene.py).
+    transient = scene.drop_transient(fx, min(SUPPORT_FRAMES, len(sources) - 1))
+    scene.merge(fx)
+    log(f"inpaint: static scene of {len(scene)} points ({raw} before merging, {transient} seen by fewer than "
+        f"{SUPPORT_FRAMES} frames left out) from {len(sources)} source frames")
 
     regions = np.stack([dilate(m, feather + 1) for m in removed])
     renders = []
@@ -123,7 +127,7 @@ def build_plates(rgb: np.ndarray, depth: np.ndarray, removed: np.ndarray, K: np.
         a = alpha[t][..., None]
         plates[t] = np.round(a * plate + (1 - a) * rgb[t]).astype(np.uint8)
     say(0.95, "plates composed")
-    stats = {"source_frames": len(sources), "points": len(scene), "seen_share": round(float(seen_share), 4),
+    stats = {"source_frames": len(sources), "points": len(scene), "transient_points": transient, "seen_share": round(float(seen_share), 4),
              "fill_rounds": rounds, "lifted_fill_points": lifted, "residual_pixels": residual}
     log(f"inpaint: {stats}")
     return Plates(plates, fills, alpha, stats)

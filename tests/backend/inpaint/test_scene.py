@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from backend.inpaint import scene
 from backend.inpaint.scene import StaticScene
@@ -52,3 +53,25 @@ def test_merge_keeps_source_times_apart():
     runs = np.floor(times / scene.MERGE_FRAMES)
     assert set(np.unique(runs).tolist()) == set(range(int(np.ceil(frames / scene.MERGE_FRAMES))))
     assert np.all(times - runs * scene.MERGE_FRAMES <= scene.MERGE_FRAMES - 1 + 1e-4)
+
+
+def test_points_of_an_object_the_masks_missed_are_dropped_and_the_background_kept():
+    """A square moving its own width a frame in front of the plane, lifted from every frame as if the masks had
+    missed it: each frame puts it somewhere else, so its points stand alone; the plane's are kept."""
+    K, wfc, depth, _, rgb = _plane_shot(frames=8, h=48, w=96, z=5.0)
+    frames, h, w = rgb.shape[:3]
+    points = StaticScene(w, h, "cpu")
+    points.origin = torch.as_tensor(wfc[frames // 2][:3, 3], dtype=torch.float32)
+    object_points = 0
+    for s in range(frames):
+        d = depth.copy()
+        square = np.zeros((h, w), bool)
+        square[20:28, 10 + 8 * s:18 + 8 * s] = True
+        d[square] = 2.0   # nearer than the plane: it would win the z-buffer
+        object_points += int(square.sum())
+        points.add_pixels(rgb[s], d, np.ones((h, w), bool), K, wfc[s], s)
+    before = len(points)
+    dropped = points.drop_transient(float(K[0, 0]))
+    z = points.points[:, 2].numpy()
+    assert np.all(np.abs(z - 5.0) < 1e-3), "every point of the moving square is dropped"
+    assert object_points <= dropped < object_points + 0.05 * (before - object_points), (dropped, object_points)

@@ -38,7 +38,7 @@ TIME_SCALE = 3.0        # frames: a point's colour weight falls by e per this ma
                         # (1000 = no weighting: default shot 26.31 dB in the mask, quick 23.00; 3: 26.65 / 23.15;
                         # 2 or 5: within 0.05 dB of 3)
 MERGE_FRAMES = 4        # points merge only with points of source frames in the same run of this many
-SUPPORT_CELL = 3.0      # px of footprint: the cells in which `drop_transient` counts the source frames
+SUPPORT_CELL = 4.0      # px of footprint: the cells in which `drop_transient` counts the source frames
 SUPPORT_FRAMES = 3      # ... a point is kept when at least this many source frames put a point in its cell
 CHUNK = 1 << 21         # points projected per batch (bounded memory on any shot size)
 
@@ -85,10 +85,10 @@ class StaticScene:
         the removal and motion masks missed is lifted to a different place by each frame (it moved), so its
         points stand alone. Left in, they are nearer than the background, win the z-buffer and ghost into
         other frames' fills. On the 160x120 test shot's real chain the motion masks miss 40-60 % of a slow
-        green cube passing a green box on five frames: the plates inside the mask went 23.15 -> 24.30 dB
-        (default shot 26.65 -> 27.05). Cells of 3 px: depth errors of a few % scatter one surface's points
-        from different frames over more than the 0.75 px merge cells, and a 1.5 px cell or 5 frames dropped
-        real background (quick shot 22.70 and 21.64 dB)."""
+        green cube passing a green box on five frames: the plates inside the mask went 23.15 -> 24.61 dB
+        (default shot 26.65 -> 27.19). Cells of 4 px: depth errors of a few % scatter one surface's points
+        from different frames over more than the 0.75 px merge cells; 1.1 px cells or 5 frames dropped real
+        background (quick shot 22.70 and 21.64 dB); 2.5-8 px with 3-4 frames are within 0.4 dB."""
         if len(self) == 0 or frames <= 1:
             return 0
         depth = torch.linalg.norm(self.points - self.origin, dim=1).clamp(min=1e-6)

@@ -75,3 +75,14 @@ def test_points_of_an_object_the_masks_missed_are_dropped_and_the_background_kep
     z = points.points[:, 2].numpy()
     assert np.all(np.abs(z - 5.0) < 1e-3), "every point of the moving square is dropped"
     assert object_points <= dropped < object_points + 0.05 * (before - object_points), (dropped, object_points)
+
+
+def test_one_key_groups_exactly_the_equal_rows():
+    rng = np.random.default_rng(0)
+    for spread in (5, 2 ** 40):   # small ranges (mixed radix) and ranges whose product overflows (ranks)
+        rows = torch.as_tensor(rng.integers(-spread, spread, (2000, 4)))
+        rows[1000:] = rows[:1000]  # every row twice
+        keys = scene._one_key(rows)
+        same_key = keys[:, None] == keys[None, :]
+        same_row = (rows[:, None, :] == rows[None, :, :]).all(-1)
+        assert torch.equal(same_key, same_row)

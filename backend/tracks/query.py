@@ -3,11 +3,14 @@
 For each query the ray of its pixel is traced once (canonical points and compositing weights), then mapped
 into every frame: the 2D position there is the projection of the composited point. Visibility there:
 - out of frame: the position leaves the image;
-- occluded: the mapped point lies behind the surface that frame sees at that pixel, by more than
-  OCCLUSION_TOLERANCE of that surface's depth. The surface is the model's own: the composited depth along
-  that frame's ray there (OmniMotion's rule). Its density was fitted to the depth maps where the job has
-  them, and comparing the model with itself keeps its small depth errors from counting as occlusions
-  (measured on the test shot: fewer wrong occlusions than testing against depth/*.exr directly).
+- occluded: frame j's own ray at that position, composited and mapped back into the query's frame, does not
+  come back to the query pixel (within CYCLE_TOLERANCE of the long side): frame j sees another surface there.
+  This reads the same density and bijections as OmniMotion's rule (the mapped point behind frame j's
+  composited depth) but compares pixels, not depths, so it does not depend on the depth of surfaces nothing
+  supervises (the moving objects have no depth loss). Measured on the quick test shot with the same model:
+  depth rule (8 %) AJ 0.530, OA 0.856; this rule AJ 0.550, OA 0.862. Static points: cycle error 0.1 px
+  where visible against 6 px where occluded (median); on the moving objects neither rule separates the two
+  well (their fit is the limit).
 World positions: the composited point in the target camera taken to the world with the solved camera
 (NaN when the model was trained without a solve: its depth axis is not metric).
 """
@@ -18,7 +21,7 @@ import torch
 
 from .model import OmniMotion
 
-OCCLUSION_TOLERANCE = 0.08
+CYCLE_TOLERANCE = 0.025   # 4 px of a 160-pixel frame; measured 2 px: AJ +0.02, OA -0.03; 8 px: AJ -0.02, OA +0.01
 CHUNK = 1024  # queries per batch
 
 
@@ -51,9 +54,7 @@ def track(model: OmniMotion, queries: np.ndarray, device: str):
             target = torch.full((m,), j, dtype=torch.long, device=device)
             pixels, z, point = model.map_to(ray, target)
             inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < W) & (pixels[:, 1] >= 0) & (pixels[:, 1] < H) & (z > 0)
-            surface = _surface_depth(model, j, pixels)
-            behind = z > surface * (1.0 + OCCLUSION_TOLERANCE)
-            vis = inside & ~behind
+            vis = inside & ~occluded(model, ray, frame, q[:, 1:3], j, pixels)
             at_query = frame == j
             pixels = torch.where(at_query[:, None], q[:, 1:3], pixels)
             vis = vis | at_query
@@ -65,9 +66,15 @@ def track(model: OmniMotion, queries: np.ndarray, device: str):
     return xy, visible, world
 
 
-def _surface_depth(model: OmniMotion, j: int, pixels: torch.Tensor) -> torch.Tensor:
-    """Planar depth of what frame j sees at `pixels` (M, 2): the composited depth along its ray there."""
+def occluded(model: OmniMotion, ray: dict, frame: torch.Tensor, start: torch.Tensor, j: int,
+             pixels: torch.Tensor) -> torch.Tensor:
+    """(M,) bool: the query points (rays `ray` from pixels `start` of frames `frame`), mapped to `pixels` of
+    frame j, are hidden there: frame j's own ray at that pixel, composited and mapped back to the query's
+    frame, lands more than CYCLE_TOLERANCE (share of the long side) away from the query pixel, i.e. frame j
+    sees another surface there."""
     W, H = model.geometry.width, model.geometry.height
     clamped = torch.stack([pixels[:, 0].clamp(0.5, W - 0.5), pixels[:, 1].clamp(0.5, H - 0.5)], dim=1)
-    frame = torch.full((len(pixels),), j, dtype=torch.long, device=pixels.device)
-    return model.trace(frame, clamped)["depth"]
+    target = torch.full((len(pixels),), j, dtype=torch.long, device=pixels.device)
+    seen = model.trace(target, clamped)
+    back, _, _ = model.map_to(seen, frame)
+    return (back - start).norm(dim=-1) > CYCLE_TOLERANCE * max(W, H)

@@ -1,0 +1,138 @@
+"""The scene-flow prior lifted from optical flow and depth (backend/field/scene_flow_prior.py) on a synthetic shot
+whose answer is known: a moving camera, a static background plane and a rectangular plate moving by V per frame.
+The lifted target must be V on the plate and 0 on the background, must not be trusted across a depth edge,
+and the loss built on it (losses.scene_flow_prior) must vanish for a field that moves with the plate."""
+import numpy as np
+import torch
+
+from backend.field.data import RayBatch, ShotData
+from backend.field.losses import scene_flow_prior
+from backend.field.scene_flow_prior import depth_at, lifted_scene_flow
+from backend.field.space import image_grid, pixel_rays, project
+
+W, H, FRAMES = 64, 48, 3
+V = torch.tensor([0.08, -0.05, -0.15])          # the plate's motion, world units per frame
+PLATE_Z, HALF = 4.0, torch.tensor([0.6, 0.45])   # plate plane at world z = 4 (at frame 0), its half size
+BACK_Z = 10.0
+
+
+def camera(t: int) -> torch.Tensor:
+    """Camera t: translated sideways and turned a little about y (so depth and world z differ)."""
+    a = 0.03 * t
+    T = torch.eye(4)
+    T[:3, :3] = torch.tensor([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], dtype=torch.float32)
+    T[:3, 3] = torch.tensor([0.12 * t, 0.03 * t, 0.0])
+    return T
+
+
+def synthetic_shot():
+    K = torch.tensor([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]]).expand(FRAMES, 3, 3).contiguous()
+    T = torch.stack([camera(t) for t in range(FRAMES)])
+    xy = image_grid(W, H, "cpu")
+    n = len(xy)
+    depth, on_plate, points = [], [], []
+    for t in range(FRAMES):
+        o, d = pixel_rays(K[t].expand(n, 3, 3), T[t].expand(n, 4, 4), xy)
+        centre = V * t
+        s_plate = (PLATE_Z + centre[2] - o[:, 2]) / d[:, 2]
+        hit = o + s_plate[:, None] * d
+        inside = ((hit[:, :2] - centre[:2]).abs() <= HALF).all(1)
+        s = torch.where(inside, s_plate, (BACK_Z - o[:, 2]) / d[:, 2])
+        depth.append(s.view(H, W))
+        on_plate.append(inside.view(H, W))
+        points.append(o + s[:, None] * d)
+    flows, valids = {}, {}
+    for step in (1, -1):
+        f = torch.zeros(FRAMES, H, W, 2)
+        visible = torch.zeros(FRAMES, H, W, dtype=torch.bool)
+        for t in range(FRAMES):
+            if 0 <= t + step < FRAMES:
+                moved = points[t] + on_plate[t].view(-1, 1) * V * step
+                q, z = project(moved, K[t + step].expand(n, 3, 3), T[t + step].expand(n, 4, 4))
+                f[t] = (q - xy).view(H, W, 2)
+                # what a forward-backward check keeps: the point is still seen in frame t + step (not hidden
+                # behind the plate, not off the image)
+                u, v = q[:, 0].floor().long(), q[:, 1].floor().long()
+                seen = (u >= 0) & (u < W) & (v >= 0) & (v < H)
+                there = depth[t + step][v.clamp(0, H - 1), u.clamp(0, W - 1)]
+                visible[t] = (seen & ((there - z).abs() < 0.02 * z)).view(H, W)
+        flows[step], valids[step] = f, visible
+    return ShotData(torch.zeros(FRAMES, H, W, 3), torch.stack(depth), torch.stack(on_plate), flows[1], valids[1],
+                    flows[-1], valids[-1], K, T)
+
+
+def frame_batch(data: ShotData, t: int) -> RayBatch:
+    xy = image_grid(W, H, "cpu")
+    frame = torch.full((len(xy),), t, dtype=torch.long)
+    at = (frame, xy[:, 1].long(), xy[:, 0].long())
+    return RayBatch(frame, xy, data.rgb[at], data.depth[at], data.moving[at], data.flow_fw[at], data.valid_fw[at],
+                    data.flow_bw[at], data.valid_bw[at])
+
+
+def test_lifted_flow_is_the_plates_motion_and_zero_on_the_background():
+    data = synthetic_shot()
+    b = frame_batch(data, 1)
+    for step, flow, valid, expected in ((1, b.flow_fw, b.valid_fw, V), (-1, b.flow_bw, b.valid_bw, -V)):
+        target, ok = lifted_scene_flow(data.depth, data.K, data.world_from_camera, b.frame, b.xy, b.depth, flow, valid, step)
+        plate, back = ok & b.moving, ok & ~b.moving
+        assert int(plate.sum()) > 0.7 * int(b.moving.sum())           # most of the plate is trusted
+        assert int(back.sum()) > 0.7 * int((~b.moving).sum())
+        torch.testing.assert_close(target[plate], expected.expand(int(plate.sum()), 3), atol=2e-3, rtol=0)
+        assert float(target[back].abs().max()) < 2e-3
+        # what is not trusted is the plate's rim (a depth edge at the landing point) or off the image, not its inside
+        rim = b.moving & ~ok
+        assert int(rim.sum()) < 0.3 * int(b.moving.sum())
+
+
+def test_no_flow_at_the_ends_of_the_shot_and_without_depth():
+    data = synthetic_shot()
+    b = frame_batch(data, FRAMES - 1)
+    _, ok = lifted_scene_flow(data.depth, data.K, data.world_from_camera, b.frame, b.xy, b.depth, b.flow_fw,
+                              torch.ones_like(b.valid_fw), 1)
+    assert not bool(ok.any())                                           # no frame after the last
+    b = frame_batch(data, 0)
+    _, ok = lifted_scene_flow(data.depth, data.K, data.world_from_camera, b.frame, b.xy, torch.zeros_like(b.depth),
+                              b.flow_fw, b.valid_fw, 1)
+    assert not bool(ok.any())                                           # unknown depth here
+
+
+def test_depth_is_not_read_across_an_edge():
+    depth = torch.full((1, 4, 4), 10.0)
+    depth[0, :, :2] = 4.0                         # foreground on the left half
+    frame = torch.zeros(3, dtype=torch.long)
+    xy = torch.tensor([[1.0, 2.0],                # between two foreground pixels
+                       [2.0, 2.0],                # half-way between foreground and background
+                       [3.0, 1.5]])               # between four background pixels
+    d, ok = depth_at(depth, frame, xy)
+    assert ok.tolist() == [True, False, True]
+    torch.testing.assert_close(d[[0, 2]], torch.tensor([4.0, 10.0]))
+
+
+def test_prior_loss_vanishes_for_a_field_that_moves_with_the_plate():
+    data = synthetic_shot()
+    b = frame_batch(data, 1)
+    R, S = len(b.frame), 4
+    weights = torch.full((R, S), 0.25)
+    scale = 0.05
+    right = scene_flow_prior(data, b, V.expand(R, S, 3), (-V).expand(R, S, 3), weights, scale, 1.0)
+    still = scene_flow_prior(data, b, torch.zeros(R, S, 3), torch.zeros(R, S, 3), weights, scale, 1.0)
+    wrong_way = scene_flow_prior(data, b, (-V).expand(R, S, 3), V.expand(R, S, 3), weights, scale, 1.0)
+    assert float(right) < 0.05 * float(still)
+    # a still field misses |V|_1 per direction, in units of the flow scale (fw + bw)
+    assert abs(float(still) - 2 * float(V.abs().sum()) / scale) < 0.05 * float(still)
+    assert float(wrong_way) > 1.9 * float(still)
+
+
+def test_a_flow_that_lands_on_the_background_behind_the_plate_is_not_trusted():
+    # a flow that passed its check but lands off the plate, on the background well clear of any depth edge:
+    # the lifted "motion" would be the whole gap from the plate to the background
+    data = synthetic_shot()
+    b = frame_batch(data, 1)
+    plate = b.moving
+    landing = torch.tensor([4.0, 4.0])                                  # the top-left corner: background
+    assert not bool(data.moving[2, :8, :8].any())
+    flow = torch.where(plate[:, None], landing - b.xy, b.flow_fw)
+    target, ok = lifted_scene_flow(data.depth, data.K, data.world_from_camera, b.frame, b.xy, b.depth, flow,
+                                   torch.ones_like(b.valid_fw), 1)
+    assert not bool(ok[plate].any())
+    assert bool(ok[~plate].any())                                       # the background's own flows still count

@@ -67,10 +67,18 @@ def test_tracks_of_the_ground_truth_queries_beat_standing_still(tracked, test_sh
     still = score(test_shot, *zero_motion(test_shot))
     err = np.linalg.norm(tracks.xy - gt["xy"], axis=-1)[gt["visible"]]
     static = (gt["query_object"] == 0)[None].repeat(len(gt["xy"]), 0)[gt["visible"]]
-    assert np.median(err[static]) < 1.0, np.median(err[static])
-    # OA floor: the training is not bit-reproducible across CPU thread schedules, and OA on this shot measured
-    # 0.6995-0.726 over runs of the same code; a tracker whose visibility is broken (all occluded) scores 0.17.
-    assert ours.aj > still.aj + 0.15 and ours.delta_avg > 0.45 and ours.oa > 0.65, (ours, still)
+    assert np.median(err[static]) < 0.5, np.median(err[static])
+    # Floors well below one measured run at this effort (AJ 0.529, <δavg 0.696, OA 0.853; on the moving
+    # objects <δavg 0.307, OA 0.697; static median 0.13 px); OA varied by ~0.03 between runs of the same
+    # code. Before the long-gap flow was checked against chains, the depth guide's holes filled without
+    # overshoot and visibility tested by cycles, even 1,000 iterations on this shot scored AJ 0.34,
+    # <δavg 0.51, OA 0.70, and on the moving objects <δavg 0.18, OA 0.47 (docs/tracks.md, session 7).
+    assert ours.aj > max(0.45, still.aj + 0.25) and ours.delta_avg > 0.60 and ours.oa > 0.78, (ours, still)
+    moving = gt["query_object"] > 0
+    width, height = test_shot.size
+    on_moving = tapvid_metrics(gt["queries"][moving], gt["xy"][:, moving], gt["visible"][:, moving],
+                               tracks.xy[:, moving], tracks.visible[:, moving], width, height)
+    assert on_moving.delta_avg > 0.22 and on_moving.oa > 0.55, on_moving
 
 
 def test_world_positions_project_to_the_tracks(tracked, test_shot):

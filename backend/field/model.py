@@ -4,7 +4,9 @@
 - Static field: three planes (xy, xz, yz) per scale over the contracted space; the features of a point are
   the product of its three bilinear plane samples, concatenated over scales, and a 64-wide decoder gives
   density, colour and the blend weight b (NSFF's static model predicts the blend weight too).
-- Dynamic field: three *space-time volumes* (xy-t, xz-t, yz-t) per scale: a plane per frame, trilinear in
+- Dynamic field: three *space-time volumes* (xy-t, xz-t, yz-t) per scale over the dynamic region (the box of
+  the motion-masked points, space.fit_dynamic_region, gated per frame by space.motion_occupancy; the
+  contracted space when there is none): a plane per frame, trilinear in
   (plane, time) with frames on the grid nodes, multiplied the same way. The decoder gives density, colour,
   forward and backward scene flow (world units per frame) and the two disocclusion weights.
 
@@ -28,7 +30,7 @@ from torch import nn
 
 from exporters.atomic import atomic_path, write_json
 
-from .space import SceneBox, contract
+from .space import OCCUPANCY_CELLS, SceneBox, contract
 
 
 @dataclass
@@ -149,6 +151,16 @@ class SceneField(nn.Module):
         self.dynamic = DynamicField(cfg)
         self.register_buffer("centre", torch.tensor(box.centre, dtype=torch.float32))
         self.register_buffer("half_extent", torch.tensor(box.half, dtype=torch.float32))
+        # the dynamic region (space.fit_dynamic_region) comes from field.json's box, not the state dict, so
+        # checkpoints without one still load (they cover the contracted space, as before)
+        self.has_dynamic_region = box.dynamic_centre is not None
+        if self.has_dynamic_region:
+            self.register_buffer("dynamic_centre", torch.tensor(box.dynamic_centre, dtype=torch.float32), persistent=False)
+            self.register_buffer("dynamic_half", torch.tensor(box.dynamic_half, dtype=torch.float32), persistent=False)
+            # where the masks put movers at each frame (space.motion_occupancy; all True until training sets it):
+            # in the state dict, which every checkpoint with a region has
+            cells = OCCUPANCY_CELLS
+            self.register_buffer("occupancy", torch.ones(cfg.frames, cells, cells, cells, dtype=torch.bool))
 
     def contract(self, x: torch.Tensor) -> torch.Tensor:
         return contract(x, self.centre, self.half_extent)
@@ -157,7 +169,21 @@ class SceneField(nn.Module):
         return self.static(self.contract(x))
 
     def query_dynamic(self, x: torch.Tensor, times: torch.Tensor) -> DynamicSample:
-        return self.dynamic(self.contract(x), times)
+        if not self.has_dynamic_region:
+            return self.dynamic(self.contract(x), times)
+        # the dynamic region maps linearly onto the planes' whole [-1, 1]; outside it nothing is dynamic (no
+        # density: the static field holds everything there, and the blend cannot pick a border cell's smear)
+        u = (x - self.dynamic_centre) / self.dynamic_half
+        inside = (u.abs() <= 1).all(-1)
+        u = u.clamp(-1, 1)
+        # ... and at each time only near where the masks saw a mover then (else the fine dynamic cells, finer
+        # than the static field's, claim static surfaces along the movers' whole paths)
+        cell = ((u + 1) * 0.5 * OCCUPANCY_CELLS).long().clamp(0, OCCUPANCY_CELLS - 1)
+        frame = times.round().long().clamp(0, self.cfg.frames - 1)
+        inside = inside & self.occupancy[frame, cell[:, 0], cell[:, 1], cell[:, 2]]
+        sample = self.dynamic(u, times)
+        sample.density = sample.density * inside
+        return sample
 
 
 def save_checkpoint(model: SceneField, folder: Path, info: dict) -> None:

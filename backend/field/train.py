@@ -16,7 +16,7 @@ import torch
 from .data import RaySampler, ShotData
 from .losses import LossWeights, Sampling, batch_losses
 from .model import FieldConfig, SceneField
-from .space import SceneBox, fit_scene_box, image_grid, pixel_rays
+from .space import SceneBox, fit_dynamic_region, fit_scene_box, image_grid, motion_occupancy, pixel_rays
 
 
 @dataclass
@@ -54,7 +54,8 @@ def train_settings(quality: str, effort: float, frames: int, width: int, height:
 
 
 def scene_box(data: ShotData, stride: int = 4) -> SceneBox:
-    """Fit the box to the depth prior's points (every `stride`-th pixel of every frame)."""
+    """Fit the box to the depth prior's points (every `stride`-th pixel of every frame), and the dynamic
+    region to those of them inside the motion masks (every pixel: movers are small)."""
     w, h = data.size
     grid = image_grid(w, h, data.rgb.device).view(h, w, 2)[::stride, ::stride].reshape(-1, 2)
     points, depths = [], []
@@ -71,7 +72,24 @@ def scene_box(data: ShotData, stride: int = 4) -> SceneBox:
         centres = data.world_from_camera[:, :3, 3].cpu().numpy()
         span = float(np.ptp(centres, axis=0).max() or 1.0)
         return SceneBox(centres.mean(0), np.full(3, 5 * span), 0.05 * span, 100 * span)
-    return fit_scene_box(np.concatenate(points), np.concatenate(depths))
+    box = fit_scene_box(np.concatenate(points), np.concatenate(depths))
+    region = fit_dynamic_region(np.concatenate(masked_points(data)), box)
+    if region is not None:
+        box.dynamic_centre, box.dynamic_half = region
+    return box
+
+
+def masked_points(data: ShotData) -> list[np.ndarray]:
+    """Per frame, the depth prior's 3D points inside the motion masks (M_t, 3)."""
+    w, h = data.size
+    grid = image_grid(w, h, data.rgb.device)
+    out = []
+    for i in range(data.frames):
+        mask = (data.moving[i] & (data.depth[i] > 0)).reshape(-1)
+        m = int(mask.sum())
+        o, v = pixel_rays(data.K[i].expand(m, 3, 3), data.world_from_camera[i].expand(m, 4, 4), grid[mask])
+        out.append((o + data.depth[i].reshape(-1)[mask, None] * v).cpu().numpy())
+    return out
 
 
 def train_field(data: ShotData, settings: TrainSettings, device: str,
@@ -81,6 +99,9 @@ def train_field(data: ShotData, settings: TrainSettings, device: str,
     cfg = settings.config
     cfg.flow_scale = float(0.02 * np.max(box.half))
     model = SceneField(cfg, box).to(device)
+    if model.has_dynamic_region:
+        occupancy = motion_occupancy(masked_points(data), box.dynamic_centre, box.dynamic_half)
+        model.occupancy.copy_(torch.from_numpy(occupancy))
     planes = [p for n, p in model.named_parameters() if "planes" in n or "volumes" in n]
     decoders = [p for n, p in model.named_parameters() if not ("planes" in n or "volumes" in n)]
     optimiser = torch.optim.Adam([{"params": planes, "lr": settings.plane_lr},

@@ -53,7 +53,7 @@ class Correspondences:
                     direct = store.forward(t0, gap), store.forward_valid(t0, gap)
                 else:
                     direct = store.backward(t1, gap), store.backward_valid(t1, gap)
-            if gap <= DIRECT_GAP or gap == stored[0]:
+            if direct is not None and (gap <= DIRECT_GAP or gap == stored[0]):
                 out = direct
             else:
                 step = max(s for s in stored if s < gap)

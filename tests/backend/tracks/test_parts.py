@@ -108,6 +108,45 @@ def test_long_gap_correspondences_follow_the_moving_objects(ground_truth_pipelin
     assert len(errors["ours"]) > 20 and ours < 3.0 and ours < 0.5 * direct, (ours, direct, len(errors["ours"]))
 
 
+class TranslatingStore:
+    """A flow store whose every gap is a uniform translation by `step` px per frame, except where `wrong`
+    gaps hold a consistent but wrong flow (zero, as DIS gives a moving object matched to the background)."""
+
+    def __init__(self, gaps, wrong=(), frames=12, height=16, width=24, step=0.5):
+        self.gaps, self.wrong, self.frames, self.height, self.width, self.step = list(gaps), wrong, frames, height, width, step
+
+    def _flow(self, gap, sign):
+        f = np.zeros((self.height, self.width, 2), np.float32)
+        f[..., 0] = 0.0 if gap in self.wrong else sign * self.step * gap
+        return f
+
+    def forward(self, t, gap):
+        return self._flow(gap, 1)
+
+    def backward(self, t, gap):
+        return self._flow(gap, -1)
+
+    def forward_valid(self, t, gap):
+        return np.ones((self.height, self.width), bool)
+
+    backward_valid = forward_valid
+
+
+def test_correspondences_replace_wrong_long_gaps_and_chain_gaps_not_stored():
+    """Gaps 1 and 4 stored, gap 4 consistently wrong: the chain of four gap-1 steps replaces it; gaps the store
+    lacks (8, and the whole shot, 11 = 8 + 3 = 8 + 1 + 2 + ...) are chained, also through gaps (2, 3) that were
+    never stored."""
+    store = TranslatingStore([1, 4], wrong=(4,))
+    data = Correspondences(store, np.zeros((store.frames, store.height, store.width, 3), np.uint8))
+    assert data.gaps == [1, 4, 8, 11]
+    for k in range(data.pairs):
+        gap = int(data.dst[k] - data.src[k])
+        valid = data.valid[k].numpy()
+        assert valid.any()
+        dx = data.flow[k][..., 0].float().numpy()[valid] / SCALE
+        np.testing.assert_allclose(dx, store.step * gap, atol=1.0 / SCALE)
+
+
 def test_correspondences_chain_long_gaps_and_mine_hard_examples(ground_truth_pipeline):
     store = FlowStore(ground_truth_pipeline)
     rgb = np.zeros((store.frames, store.height, store.width, 3), np.uint8)

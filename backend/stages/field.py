@@ -72,6 +72,7 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("quality", "effort"),
     outputs=("field/field.pt", "field/field.json", "points/points.usdc"),
+    version=2,  # 2: the lifted scene-flow prior and the dynamic field on the movers' box (backend/field/, docs/field.md)
     uses_torch=True,
     flow_gaps=(1,),
 )

@@ -118,6 +118,7 @@ STAGE = Stage(
     requires=("flow",),
     settings_fields=("quality", "effort", "track_queries"),
     outputs=("tracks/tracks.npz", "tracks/model.pt"),
+    version=2,  # 2: long-gap flow checked against chained flow, the depth guide's fill, cycle visibility (docs/tracks.md)
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

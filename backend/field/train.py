@@ -53,9 +53,10 @@ def train_settings(quality: str, effort: float, frames: int, width: int, height:
                          config=FieldConfig(frames=frames, **cfg))
 
 
-def scene_box(data: ShotData, stride: int = 4) -> SceneBox:
+def scene_box(data: ShotData, stride: int = 4, masked: list[np.ndarray] | None = None) -> SceneBox:
     """Fit the box to the depth prior's points (every `stride`-th pixel of every frame), and the dynamic
-    region to those of them inside the motion masks (every pixel: movers are small)."""
+    region to those of them inside the motion masks (every pixel: movers are small; `masked_points(data)`,
+    computed here unless the caller has them)."""
     w, h = data.size
     grid = image_grid(w, h, data.rgb.device).view(h, w, 2)[::stride, ::stride].reshape(-1, 2)
     points, depths = [], []
@@ -73,7 +74,7 @@ def scene_box(data: ShotData, stride: int = 4) -> SceneBox:
         span = float(np.ptp(centres, axis=0).max() or 1.0)
         return SceneBox(centres.mean(0), np.full(3, 5 * span), 0.05 * span, 100 * span)
     box = fit_scene_box(np.concatenate(points), np.concatenate(depths))
-    region = fit_dynamic_region(np.concatenate(masked_points(data)), box)
+    region = fit_dynamic_region(np.concatenate(masked if masked is not None else masked_points(data)), box)
     if region is not None:
         box.dynamic_centre, box.dynamic_half = region
     return box
@@ -95,12 +96,13 @@ def masked_points(data: ShotData) -> list[np.ndarray]:
 def train_field(data: ShotData, settings: TrainSettings, device: str,
                 progress: Callable[[float, str], None] = lambda f, m: None) -> tuple[SceneField, dict]:
     torch.manual_seed(settings.seed)
-    box = scene_box(data)
+    masked = masked_points(data)  # the dynamic region and its per-frame occupancy both come from them
+    box = scene_box(data, masked=masked)
     cfg = settings.config
     cfg.flow_scale = float(0.02 * np.max(box.half))
     model = SceneField(cfg, box).to(device)
     if model.has_dynamic_region:
-        occupancy = motion_occupancy(masked_points(data), box.dynamic_centre, box.dynamic_half)
+        occupancy = motion_occupancy(masked, box.dynamic_centre, box.dynamic_half)
         model.occupancy.copy_(torch.from_numpy(occupancy))
     planes = [p for n, p in model.named_parameters() if "planes" in n or "volumes" in n]
     decoders = [p for n, p in model.named_parameters() if not ("planes" in n or "volumes" in n)]

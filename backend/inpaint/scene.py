@@ -77,6 +77,18 @@ class StaticScene:
         self.times = torch.cat([self.times, torch.full((len(v),), float(frame), device=dev)])
         return len(v)
 
+    def _cells(self, fx: float, cell: float, *extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cell index of each point, points per cell): cubes of `cell` pixels' footprint (a pixel spans
+        depth / fx world units at a depth, depth measured from `origin`) on a grid per depth octave quarter,
+        so near and far surfaces get cells of their own pixel size; `extra` (N,) integer-valued columns split
+        the cells further (merge's runs of source frames)."""
+        depth = torch.linalg.norm(self.points - self.origin, dim=1).clamp(min=1e-6)
+        level = torch.round(torch.log2(depth * cell / fx) * 4)
+        size = torch.exp2(level / 4)[:, None]
+        key = torch.cat([level[:, None], *(e[:, None] for e in extra), torch.floor(self.points / size)], dim=1)
+        _, inverse, counts = torch.unique(_one_key(key.to(torch.int64)), return_inverse=True, return_counts=True)
+        return inverse, counts
+
     def drop_transient(self, fx: float, frames: int = SUPPORT_FRAMES, cell: float = SUPPORT_CELL) -> int:
         """Drop the points that fewer than `frames` source frames put in their cell (cubes of `cell` pixels'
         footprint, on a grid per depth octave quarter, as in `merge`); returns how many were dropped.
@@ -91,11 +103,7 @@ class StaticScene:
         background (quick shot 22.70 and 21.64 dB); 2.5-8 px with 3-4 frames are within 0.4 dB."""
         if len(self) == 0 or frames <= 1:
             return 0
-        depth = torch.linalg.norm(self.points - self.origin, dim=1).clamp(min=1e-6)
-        level = torch.round(torch.log2(depth * cell / fx) * 4)
-        size = torch.exp2(level / 4)[:, None]
-        key = torch.cat([level[:, None], torch.floor(self.points / size)], dim=1).to(torch.int64)
-        _, cells = torch.unique(_one_key(key), return_inverse=True)
+        cells, _ = self._cells(fx, cell)
         frame = torch.round(self.times).to(torch.int64)
         # (cell, frame) pairs as one integer: 1-D unique is several times faster than unique over rows.
         seen = torch.unique(cells * (int(frame.max()) + 1) + frame) // (int(frame.max()) + 1)
@@ -115,12 +123,7 @@ class StaticScene:
         if len(self) == 0:
             return 0
         dev = self.device
-        depth = torch.linalg.norm(self.points - self.origin, dim=1).clamp(min=1e-6)
-        level = torch.round(torch.log2(depth * cell / fx) * 4)
-        size = torch.exp2(level / 4)[:, None]
-        era = torch.floor(self.times / MERGE_FRAMES)
-        key = torch.cat([level[:, None], era[:, None], torch.floor(self.points / size)], dim=1).to(torch.int64)
-        _, inverse, counts = torch.unique(_one_key(key), return_inverse=True, return_counts=True)
+        inverse, counts = self._cells(fx, cell, torch.floor(self.times / MERGE_FRAMES))
         n = int(counts.numel())
         points = torch.zeros((n, 3), device=dev).index_add_(0, inverse, self.points)
         colours = torch.zeros((n, 3), device=dev).index_add_(0, inverse, self.colours)

@@ -106,8 +106,12 @@ def train_field(data: ShotData, settings: TrainSettings, device: str,
         model.occupancy.copy_(torch.from_numpy(occupancy))
     planes = [p for n, p in model.named_parameters() if "planes" in n or "volumes" in n]
     decoders = [p for n, p in model.named_parameters() if not ("planes" in n or "volumes" in n)]
+    # fused: the same Adam in one kernel per parameter group. The planes hold almost all of the parameters
+    # (16 M on the default 40-frame 320x240 shot, 15 M of them the dynamic volumes), and the default
+    # (foreach) update walks them in several passes: 0.138 s a step on one CPU thread against 0.025 s fused,
+    # a third of a step (forward 0.07 s, backward 0.24 s). Fused Adam runs on CPU and CUDA, the stage's devices.
     optimiser = torch.optim.Adam([{"params": planes, "lr": settings.plane_lr},
-                                  {"params": decoders, "lr": settings.decoder_lr}], eps=1e-12)
+                                  {"params": decoders, "lr": settings.decoder_lr}], eps=1e-12, fused=True)
     gamma = settings.final_lr_fraction ** (1 / max(settings.steps, 1))
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma)
     sampler = RaySampler(data, settings.moving_share, settings.seed)

@@ -118,7 +118,9 @@ STAGE = Stage(
     requires=("flow",),
     settings_fields=("quality", "effort", "track_queries"),
     outputs=("tracks/tracks.npz", "tracks/model.pt"),
-    version=2,  # 2: long-gap flow checked against chained flow, the depth guide's fill, cycle visibility (docs/tracks.md)
+    # 2: long-gap flow checked against chained flow, the depth guide's fill, cycle visibility (docs/tracks.md);
+    # 3: gap-2 flow checked against the gap-1 chain on the motion masks too (training data changed)
+    version=3,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

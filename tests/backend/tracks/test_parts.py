@@ -147,6 +147,27 @@ def test_correspondences_replace_wrong_long_gaps_and_chain_gaps_not_stored():
         np.testing.assert_allclose(dx, store.step * gap, atol=1.0 / SCALE)
 
 
+def test_short_gaps_are_checked_against_the_chain_on_the_motion_masks_only():
+    """Gap 2 consistently wrong (as DIS gives on a moving object) and stored: on the motion masks it is
+    replaced by the chain of two gap-1 steps; elsewhere the stored gap 2 stands as it is (the static scene's
+    direct short-gap flow drifts less than a chain)."""
+    store = TranslatingStore([1, 2], wrong=(2,), step=2.0)
+    moving = np.zeros((store.frames, store.height, store.width), bool)
+    moving[:, :, :8] = True
+    data = Correspondences(store, np.zeros((store.frames, store.height, store.width, 3), np.uint8), moving=moving)
+    for k in range(data.pairs):
+        gap = int(data.dst[k] - data.src[k])
+        if abs(gap) != 2:
+            continue
+        dx = data.flow[k][..., 0].float().numpy() / SCALE
+        valid = data.valid[k].numpy()
+        inside = moving[0] & valid
+        assert inside.any()
+        np.testing.assert_allclose(dx[inside], store.step * gap, atol=1.0 / SCALE)
+        np.testing.assert_allclose(dx[~moving[0]], 0.0, atol=1.0 / SCALE)
+        assert valid[~moving[0]].all()
+
+
 def test_correspondences_chain_long_gaps_and_mine_hard_examples(ground_truth_pipeline):
     store = FlowStore(ground_truth_pipeline)
     rgb = np.zeros((store.frames, store.height, store.width, 3), np.uint8)

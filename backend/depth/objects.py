@@ -5,6 +5,7 @@ the mask instead of below the object.
 
     object_pixels(shot, depth, confidence) -> (F, H, W) bool, a subset of shot.moving
     release_static_border(shot, tight, labels, depth, confidence) -> (F, H, W) bool, the background ring
+    refine_outline(shot, objects) -> (F, H, W) bool, the objects' outline moved to their colour edge
 
 With the solve's cameras and a depth for the static scene (the triangulation, its holes filled), each pixel
 has the flow a static point would have; a pixel of the mask is kept as moving where the measured flow
@@ -34,6 +35,11 @@ GAPS = (1, 2)
 #: Width (px, kernel size of the erosion) of the border ring `release_static_border` looks at.
 BORDER = 5
 OPEN = np.ones((3, 3), np.uint8)
+#: refine_outline: the object pixels farther than OUTLINE_CORE px (at 320 px, at least 1) inside their outline
+#: stay object for certain; the band OUTLINE_BAND px around them may become object; GrabCut iterations.
+OUTLINE_CORE = 1
+OUTLINE_BAND = 8
+OUTLINE_ITERATIONS = 4
 
 
 def static_flow(log_depth: np.ndarray, K_t, K_s, world_from_t, world_from_s) -> np.ndarray:
@@ -116,4 +122,52 @@ def release_static_border(shot: ShotInputs, tight: np.ndarray, labels: np.ndarra
             r_object.append(r)
         if r_static:
             out[t] = ring & (np.median(r_static, 0) < np.median(r_object, 0))
+    return out
+
+
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def refine_outline(shot: ShotInputs, objects: np.ndarray) -> np.ndarray:
+    """(F, H, W) bool: the object pixels with their outline moved to the objects' colour edge (OpenCV's
+    GrabCut, per connected part of `objects` and frame). The motion evidence places an object but not its
+    outline: the solve's masks miss parts of an object where its flow is weak (on the quick test shot they
+    hold 84 % of the objects' pixels, the crate 30-48 % in five frames) and the flow is smeared across the
+    outline onto the background. Here the part's pixels more than OUTLINE_CORE px inside its outline are
+    certainly object, its other pixels probably object, a band of OUTLINE_BAND px around it probably
+    background and the rest background; GrabCut's colour models of object and background then decide the
+    uncertain pixels. Measured (prior, AbsRel moving / static): default shot 0.0385 / 0.0204 ->
+    0.0373 / 0.0200, quick shot 0.1110 / 0.0442 -> 0.0966 / 0.0425 (docs/depth.md)."""
+    scale = max(shot.size) / 320
+    core_kernel = _disc(max(1, round(OUTLINE_CORE * scale)))
+    band_kernel = _disc(max(1, round(OUTLINE_BAND * scale)))
+    out = objects.copy()
+    for t in range(shot.frames):
+        if not objects[t].any():
+            continue
+        image = np.ascontiguousarray(np.clip(np.rint(shot.rgb[t] * 255), 0, 255).astype(np.uint8))
+        count, parts = cv2.connectedComponents(objects[t].astype(np.uint8), connectivity=8)
+        for k in range(1, count):
+            part = (parts == k).astype(np.uint8)
+            core = cv2.erode(part, core_kernel).astype(bool)
+            if core.sum() < 10:
+                continue   # too small for colour models: the motion evidence stays
+            band = cv2.dilate(part, band_kernel)
+            context = cv2.dilate(band, band_kernel).astype(bool)   # background samples around the band
+            ys, xs = np.nonzero(context)
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            labels = np.full(part.shape, cv2.GC_BGD, np.uint8)
+            labels[band.astype(bool)] = cv2.GC_PR_BGD
+            labels[part.astype(bool)] = cv2.GC_PR_FGD
+            labels[core] = cv2.GC_FGD
+            window = np.ascontiguousarray(labels[y0:y1, x0:x1])
+            if not (window == cv2.GC_BGD).any():
+                continue   # the part fills the frame: no background to model
+            cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1]), window, None, np.zeros((1, 65)),
+                        np.zeros((1, 65)), OUTLINE_ITERATIONS, cv2.GC_INIT_WITH_MASK)
+            fg = (window == cv2.GC_FGD) | (window == cv2.GC_PR_FGD)
+            region = out[t, y0:y1, x0:x1]
+            region &= ~(part[y0:y1, x0:x1].astype(bool) & ~fg)   # the part's pixels GrabCut gives the background
+            region |= fg
     return out

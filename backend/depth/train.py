@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..device import one_cpu_thread
 from . import geometry as G
 from . import losses as L
 from .networks import DepthNet, MotionNet
-from .objects import object_pixels, release_static_border
+from .objects import object_pixels, refine_outline, release_static_border
 from .prior import contact_fill, fill_log_depth
 from .rigid import consistent_depth, object_labels
 from .self_calibration import scan_focal
@@ -86,6 +87,10 @@ RIGID_OBJECTS = True
 #: The background ring that the object pixels keep around each object (smeared flow) takes the static
 #: depth where the static scene explains its flow better than the object's motion (objects.py).
 RELEASE_BORDER = True
+#: The objects' outline moved to their colour edge (objects.refine_outline, GrabCut). Measured (prior, AbsRel
+#: moving / static): default shot 0.0385 / 0.0204 -> 0.0373 / 0.0200, quick shot 0.1110 / 0.0442 ->
+#: 0.0966 / 0.0425.
+REFINE_OUTLINE = True
 #: Pixels (at 320 px wide) the masks are moved down by to see how much the contact cue depends on the margin.
 CONTACT_MARGIN_PX = 3
 #: Learned cameras: how far (share) the training may move the self-calibrated focal length. Measured with
@@ -187,16 +192,27 @@ def static_prior(shot: ShotInputs, report: list | None = None) -> tuple[np.ndarr
         released = release_static_border(shot, tight, labels, depth, conf)
         tight = tight & ~released
         labels = np.where(released, 0, labels)
+    if labels is not None and REFINE_OUTLINE:
+        tight = refine_outline(shot, tight)
+        labels = _nearest_label(labels, tight)
     # the margin sensitivity of the contact cue: the masks moved down by a few pixels (rigid.py)
     margin = max(1, round(CONTACT_MARGIN_PX * shot.size[1] / 320))
     prior, contacts, shifted, regions = [], [], [], []
     for t in range(shot.frames):
         filled = fill_log_depth(depth[t], conf[t])
         contact = contact_fill(filled, known_outside[t], shot.moving[t])
-        static_in_mask = shot.moving[t] & ~tight[t] & (depth[t] > 0)
-        if released is not None:
-            static_in_mask |= released[t]
-        prior.append(np.where(static_in_mask, filled, contact))
+        if REFINE_OUTLINE and labels is not None:
+            # the object pixels take the contact depth (those outside the solve's masks: that of the nearest
+            # mask pixel), every other pixel the filled static depth
+            if shot.moving[t].any():
+                _, (iy, ix) = ndimage.distance_transform_edt(~shot.moving[t], return_indices=True)
+                contact = np.where(shot.moving[t], contact, contact[iy, ix])
+            prior.append(np.where(tight[t], contact, filled))
+        else:
+            static_in_mask = shot.moving[t] & ~tight[t] & (depth[t] > 0)
+            if released is not None:
+                static_in_mask |= released[t]
+            prior.append(np.where(static_in_mask, filled, contact))
         if RIGID_OBJECTS and labels is not None:
             down = shot.moving[t].copy()
             down[margin:] |= shot.moving[t][:-margin]
@@ -210,6 +226,18 @@ def static_prior(shot: ShotInputs, report: list | None = None) -> tuple[np.ndarr
         if report is not None:
             report.extend(objects)
     return depth, conf, prior.astype(np.float32)
+
+
+def _nearest_label(labels: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """(F, H, W) labels on `objects`: each object pixel the label of the nearest labelled pixel (an outline
+    moved outwards takes its object's identity), 0 elsewhere."""
+    out = np.zeros_like(labels)
+    for t in range(len(labels)):
+        if not (labels[t] > 0).any():
+            continue
+        _, (iy, ix) = ndimage.distance_transform_edt(labels[t] == 0, return_indices=True)
+        out[t] = np.where(objects[t], labels[t][iy, ix], 0)
+    return out
 
 
 def _ramp(step: int, steps: int) -> float:

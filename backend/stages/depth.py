@@ -100,8 +100,9 @@ STAGE = Stage(
     requires=("flow", "solve"),
     settings_fields=("quality", "effort"),
     outputs=("depth/00000.exr", "depth/points/00000.ply", "depth/depth.json"),
-    # 2: focal scan (self_calibration), moving objects held to their ground contact; 3: depth/points/ PLYs
-    version=3,
+    # 2: focal scan (self_calibration), moving objects held to their ground contact; 3: depth/points/ PLYs;
+    # 4: the objects' outline refined by GrabCut (objects.refine_outline): the depth maps change
+    version=4,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

@@ -88,8 +88,8 @@ RIGID_OBJECTS = True
 #: depth where the static scene explains its flow better than the object's motion (objects.py).
 RELEASE_BORDER = True
 #: The objects' outline moved to their colour edge (objects.refine_outline, GrabCut). Measured (prior, AbsRel
-#: moving / static): default shot 0.0385 / 0.0204 -> 0.0373 / 0.0200, quick shot 0.1110 / 0.0442 ->
-#: 0.0966 / 0.0425.
+#: moving / static): default shot 0.0385 / 0.0205 -> 0.0362 / 0.0202, quick shot 0.1110 / 0.0443 ->
+#: 0.0977 / 0.0428.
 REFINE_OUTLINE = True
 #: Pixels (at 320 px wide) the masks are moved down by to see how much the contact cue depends on the margin.
 CONTACT_MARGIN_PX = 3

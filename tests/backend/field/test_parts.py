@@ -126,3 +126,30 @@ def test_render_static_is_separate_from_the_blend():
         model.static.decoder[-1].bias[4] = 50.0
     assert torch.allclose(render_static(model, o, d).rgb, static.rgb)
     assert not torch.allclose(render_rays(model, o, d, 1.0).rgb, full.rgb)
+
+
+
+def test_rendered_flow_is_the_dynamic_fields_where_the_ray_meets_dynamic_density():
+    """The point caches' velocity: the dynamic field's flow averaged over the ray's dynamic weight, not mixed
+    with what the dynamic decoder says where there is no dynamic density (a ray on a mover's outline ends
+    partly on the background behind it)."""
+    model = small_field()
+    c, junk = torch.tensor([0.02, -0.01, 0.03]), torch.tensor([0.5, 0.5, 0.5])
+    with torch.no_grad():
+        model.static.decoder[-1].bias[0] = -2.0       # a thin static density along the whole ray
+        model.static.decoder[-1].bias[4] = 0.0        # blend 0.5
+    query = model.query_dynamic
+
+    def mover_in_front(x, times):
+        # dynamic density only in front of z = 3, moving by c; behind it none, and a flow that means nothing
+        sample = query(x, times)
+        front = x[:, 2:3] < 3.0
+        sample.density = torch.where(front[:, 0], torch.full_like(sample.density, 0.3), torch.zeros_like(sample.density))
+        sample.flow_fw = torch.where(front, c.expand_as(sample.flow_fw), junk.expand_as(sample.flow_fw))
+        return sample
+
+    model.query_dynamic = mover_in_front
+    o, d = torch.zeros(6, 3), torch.tensor([[0.0, 0.0, 1.0]]).expand(6, 3)
+    r = render_rays(model, o, d, 1.0, prior=torch.full((6,), 3.0))
+    assert 0.05 < float(r.dynamic.max()) < 0.95       # the ray is partly dynamic, partly the static behind
+    torch.testing.assert_close(r.flow_fw, c.expand(6, 3), atol=1e-5, rtol=1e-4)

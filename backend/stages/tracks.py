@@ -119,7 +119,8 @@ STAGE = Stage(
     settings_fields=("quality", "effort", "track_queries"),
     outputs=("tracks/tracks.npz", "tracks/model.pt"),
     # 2: long-gap flow checked against chained flow, the depth guide's fill, cycle visibility (docs/tracks.md);
-    # 3: gap-2 flow checked against the gap-1 chain on the motion masks too (training data changed)
+    # 3: gap-2 flow checked against the gap-1 chain on the motion masks too (training data changed), motion
+    # planes 32 cells a side, acceleration weight 5 (docs/tracks.md, session 8)
     version=3,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,

@@ -46,7 +46,9 @@ class ModelConfig:
     field_hidden: int = 32
     samples: int = 16           # points per ray
     guide_band: float = 1.35    # guided rays span guide depth / band .. guide depth * band
-    motion_grid: int = 16       # per-frame planes of the 2D-conditioned coupling layers (0: none)
+    # per-frame planes of the 2D-conditioned coupling layers (0: none). 32 (cells of 15 px on a 320-pixel-wide
+    # shot) rather than 16: default shot AJ 0.607 -> 0.610, OA 0.832 -> 0.847, OA moving 0.647 -> 0.677
+    motion_grid: int = 32
 
 
 def positional_encoding(x: torch.Tensor, frequencies: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from ..depth import diagnose, outputs, shot as shot_inputs, train
+from ..depth import diagnose, outputs, scene_flow, shot as shot_inputs, train
 from ..errors import ShotfieldError
 from . import Stage
 
@@ -51,6 +51,10 @@ def run(ctx) -> dict[str, str]:
     result = train.train(shot, ctx.device, ctx.settings.quality, ctx.settings.effort,
                          progress=lambda f, m: ctx.progress(0.05 + 0.85 * f, m))
     depth = np.exp(result.log_depth).astype(np.float32)
+    ctx.progress(0.91, "measuring the objects' motion")
+    # the object-motion output is measured from the depth, the flow and the cameras, not the network's residual
+    # field, which stays "lazy" on one shot (scene_flow.py has the figures)
+    result.motion = scene_flow.object_motion(depth, result.K, result.world_from_camera, shot.moving, shot.pairs)
     ctx.progress(0.92, "checking the result")
     moving = shot.moving
     flows = {p.t: p.flow for p in shot.pairs if p.s == p.t + 1}
@@ -101,8 +105,9 @@ STAGE = Stage(
     settings_fields=("quality", "effort"),
     outputs=("depth/00000.exr", "depth/points/00000.ply", "depth/depth.json"),
     # 2: focal scan (self_calibration), moving objects held to their ground contact; 3: depth/points/ PLYs;
-    # 4: the objects' outline refined by GrabCut (objects.refine_outline): the depth maps change
-    version=4,
+    # 4: the objects' outline refined by GrabCut (objects.refine_outline): the depth maps change;
+    # 5: the object motion measured from depth, flow and cameras (scene_flow.py): the motion maps change
+    version=5,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

@@ -8,7 +8,11 @@ otherwise, on the test shots (scored against their exact depth):
 Scores (backend/metrics/depth.py): AbsRel and δ<1.25 with ONE global scale for the whole shot, the scale of
 the Sim(3) that aligns the solved camera path with the true one (backend/metrics/camera.py; VFX needs one
 consistent scale), and with per-frame median scaling; the same on the moving objects and on the static set
-(gt/object_index), and their ratio; temporal consistency (depth.json). Costs: wall time and peak memory of
+(gt/object_index), and their ratio; temporal consistency (depth.json). Object motion (depth/motion, the
+residual translation t -> t+1): its end-point error against the shot's true scene flow (gt/flow.npz
+`scene_flow`) on the moving objects' pixels, as a percentage of the mean true motion there, and the static
+pixels' mean |motion| (ideally 0) on the same scale; our vectors are taken into the true world by the
+rotation and scale of the camera Sim(3) alignment. Costs: wall time and peak memory of
 `shotfield run --stages ingest,flow,solve,depth` (run_measured) and the depth stage's own seconds.
 
 Learned intrinsics ("shotfield learned cameras"): the solve's fallback, `ego_motion.estimate_cameras` on the
@@ -117,6 +121,43 @@ def evaluate(pred: np.ndarray, job: Path, gt: Path) -> dict:
     return m
 
 
+def motion_errors(job: Path, gt: Path) -> dict:
+    """The depth stage's object-motion maps against the true scene flow (both t -> t+1, world axes).
+
+    Our world is the solve's: a vector v (a difference of two points) maps into the true world as
+    scale * R v with the Sim(3) that aligns the solved camera path with the true one (its translation drops
+    out). Moving = gt/object_index > 0. Returns the EPE over the moving pixels as a percentage of their mean
+    true motion, and the mean |v| over the static pixels as a percentage of the same (0 is right there)."""
+    from exporters.exr import read_exr
+
+    with np.load(gt / "flow.npz") as f:
+        truth = f["scene_flow"].astype(np.float64)                # (F-1, H, W, 3)
+    est = read_cameras(job / "camera" / "cameras.json").world_from_camera
+    true = read_cameras(gt / "cameras.json").world_from_camera
+    sim3 = align_trajectories(est, true).sim3
+    errors, motion, static = [], [], []
+    for t in range(len(truth)):
+        path = job / "depth" / "motion" / f"{t:05d}.exr"
+        if not path.is_file():
+            return {}
+        m = read_exr(path)
+        v = np.stack([m["X"], m["Y"], m["Z"]], -1).astype(np.float64)
+        if v.shape[:2] != truth.shape[1:3]:
+            return {}
+        v = sim3.scale * v @ sim3.rotation.T
+        ids = cv2.imread(str(gt / "object_index" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED)
+        moving = ids > 0
+        errors.append(np.linalg.norm(v[moving] - truth[t][moving], axis=1))
+        motion.append(np.linalg.norm(truth[t][moving], axis=1))
+        static.append(np.linalg.norm(v[~moving], axis=1))
+    e, m, s = np.concatenate(errors), np.concatenate(motion), np.concatenate(static)
+    if e.size == 0:
+        return {}
+    scale = max(float(m.mean()), 1e-12)
+    return {"motion_epe_pct": 100 * float(e.mean()) / scale, "motion_true_mean": float(m.mean()),
+            "motion_static_pct": 100 * float(s.mean()) / scale}
+
+
 def bench_depth(ctx: Context, shot: Shot) -> list[Record]:
     work = ctx.work / "depth" / shot.slug
     ours = Record("depth", shot.name, f"shotfield ({ctx.quality})", "shotfield")
@@ -148,6 +189,7 @@ def bench_depth(ctx: Context, shot: Shot) -> list[Record]:
         summary = json.loads((job / "depth" / "depth.json").read_text())
         ours.metrics["temporal_median_rel"] = summary["temporal_consistency"]["median_rel"]
         ours.metrics["failure_mode"] = summary["failure_check"]["mode"]
+        ours.metrics.update(motion_errors(job, shot.gt))
         ours.details = {"depth_json": {k: summary[k] for k in ("losses", "steps", "seconds", "sparse_points")}}
         grid.metrics = evaluate(peer_depth, job, shot.gt)
     elif ours.error is not None:
@@ -182,6 +224,7 @@ COLUMNS = [("abs_rel_global", "AbsRel (global)", "{:.4f}"), ("delta1_global", "�
            ("abs_rel_median_scaled", "AbsRel (median)", "{:.4f}"), ("delta1_median_scaled", "δ<1.25 (median)", "{:.4f}"),
            ("abs_rel_static", "AbsRel static", "{:.4f}"), ("abs_rel_moving", "AbsRel moving", "{:.4f}"),
            ("moving_static_ratio", "moving/static", "{:.2f}"), ("temporal_median_rel", "temporal med", "{:.4f}"),
+           ("motion_epe_pct", "motion EPE %", "{:.1f}"), ("motion_static_pct", "static motion %", "{:.1f}"),
            ("focal_error", "focal err", "{:+.4f}"), ("scan_focal_error", "scan focal err", "{:+.4f}")]
 
 

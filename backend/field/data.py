@@ -33,6 +33,7 @@ class ShotData:
     valid_bw: torch.Tensor     # (F, H, W) bool
     K: torch.Tensor            # (F, 3, 3)
     world_from_camera: torch.Tensor  # (F, 4, 4)
+    inside_px: torch.Tensor | None = None  # (F, H, W) how far inside its motion mask a pixel is (px; 0 outside)
 
     @property
     def frames(self) -> int:
@@ -89,9 +90,12 @@ def load_shot(job_dir: Path, device: str) -> ShotData:
     def put(a, dtype=torch.float32):
         return torch.as_tensor(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
 
+    # the distance to the nearest pixel outside the mask: the optical flow near a mover's outline mixes its
+    # motion with the background's (the scene-flow prior trusts it less there)
+    inside = np.stack([cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 3) for m in moving])
     return ShotData(put(rgb.astype(np.float32) / 255.0), put(depth), put(moving, torch.bool), put(flow_fw),
                     put(valid_fw, torch.bool), put(flow_bw), put(valid_bw, torch.bool),
-                    put(cameras.K), put(cameras.world_from_camera))
+                    put(cameras.K), put(cameras.world_from_camera), put(inside))
 
 
 @dataclass
@@ -105,6 +109,7 @@ class RayBatch:
     valid_fw: torch.Tensor     # (B,) bool
     flow_bw: torch.Tensor
     valid_bw: torch.Tensor
+    inside_px: torch.Tensor | None = None   # (B,) see ShotData
 
 
 class RaySampler:
@@ -133,4 +138,4 @@ class RaySampler:
         xy = torch.stack([px, py], -1).float() + 0.5
         at = (frame, py, px)
         return RayBatch(frame, xy, d.rgb[at], d.depth[at], d.moving[at], d.flow_fw[at], d.valid_fw[at],
-                        d.flow_bw[at], d.valid_bw[at])
+                        d.flow_bw[at], d.valid_bw[at], d.inside_px[at] if d.inside_px is not None else None)

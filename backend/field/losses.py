@@ -12,7 +12,8 @@ For rays of frame i, with samples x_k along each ray:
 - free space: compositing weight in front of the prior's surface (minus a margin) is penalised;
 - scene flow (prior, decayed): on the motion-masked rays, the dynamic field's forward and backward scene flow
   at the surface samples against the 3D motion lifted from the optical flow and the depth prior
-  (scene_flow_prior.py), where the flow passed its forward-backward check and both depths are known;
+  (scene_flow_prior.py), where the flow passed its forward-backward check and both depths are known, each
+  pixel weighted by the flow's confidence (its forward-backward residual, its distance from the mask's edge);
 - motion masks (prior, decayed): the composited dynamic share against the solve's motion masks;
 - regularisers: small scene flow (sparsity), constant velocity (f_fw + f_bw = 0, temporal smoothness),
   a small dynamic share (static regions stay static: NSFF's reported failure mode).
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 
 from .data import RayBatch, ShotData
 from .model import SceneField
-from .scene_flow_prior import lifted_scene_flow
+from .scene_flow_prior import flow_confidence, lifted_scene_flow
 from .space import pixel_rays, project
 from .volume import composite, stratified_band, uniform_disparity
 
@@ -39,6 +40,8 @@ class LossWeights:
     cycle: float = 0.5
     flow: float = 0.05             # per pixel of error, image-size normalised below
     scene_flow: float = 0.5        # per flow_scale of L1 error of the lifted scene flow (0.1 and 1 measured worse)
+    scene_flow_fb_px: float = 0.25  # the lifted flow's weight falls as exp(-(r / this)^2), r the flow's forward-backward residual (px)
+    scene_flow_edge_px: float = 3.0  # ... and as min(1, d / this), d how far inside its motion mask the pixel is (px); 0 = off
     depth: float = 0.1
     free_space: float = 0.05
     mask: float = 0.1
@@ -127,7 +130,8 @@ def batch_losses(model: SceneField, data: ShotData, batch: RayBatch, w: LossWeig
         flow = flow + w.flow * decay * (vf * err.clamp(max=20)).sum() / vf.sum().clamp_min(1)
     losses.update(warped=warped, cycle=cycle, flow=flow)
     losses["scene_flow"] = scene_flow_prior(data, batch, dyn.flow_fw.view(rays, S, 3), dyn.flow_bw.view(rays, S, 3),
-                                            comp.weights.detach(), model.cfg.flow_scale, w.scene_flow * decay)
+                                            comp.weights.detach(), model.cfg.flow_scale, w.scene_flow * decay,
+                                            w.scene_flow_fb_px, w.scene_flow_edge_px)
 
     known = (batch.depth > 0).float()
     rel = (comp.depth - batch.depth).abs() / batch.depth.clamp_min(1e-3)
@@ -146,7 +150,8 @@ def batch_losses(model: SceneField, data: ShotData, batch: RayBatch, w: LossWeig
 
 
 def scene_flow_prior(data: ShotData, batch: RayBatch, flow_fw: torch.Tensor, flow_bw: torch.Tensor,
-                     weights: torch.Tensor, scale: float, weight: float) -> torch.Tensor:
+                     weights: torch.Tensor, scale: float, weight: float, fb_px: float = 0.0,
+                     edge_px: float = 0.0) -> torch.Tensor:
     """The dynamic field's scene flow (R, S, 3) at each sample, weighted by its (detached) compositing weight,
     against the flow lifted from optical flow and depth (scene_flow_prior.py), L1 in units of flow_scale.
 
@@ -155,15 +160,22 @@ def scene_flow_prior(data: ShotData, batch: RayBatch, flow_fw: torch.Tensor, flo
     and its lifted flow would only carry the depth prior's error times the camera's parallax; the zero flow
     there is already asked for by the sparsity regulariser, gently, which leaves room for a mover the masks
     missed (a strong zero target would fight its warps). The weights are detached so that the prior moves
-    flow, not geometry: where the surface is comes from the photometric and depth terms."""
+    flow, not geometry: where the surface is comes from the photometric and depth terms.
+
+    Each ray counts with the confidence of its optical flow (scene_flow_prior.flow_confidence: the forward-
+    backward residual, exp(-(r / fb_px)^2), and the distance from the motion mask's edge, min(1, d / edge_px);
+    0 turns either off), and the loss is the confidence-weighted mean, so the prior's overall strength stays.
+    On the default test shot's moving pixels this cut the lifted targets' own error from 9.5 % of the motion
+    to 4.9 %, keeping three quarters of their weight."""
     total = torch.zeros((), device=weights.device)
     if weight <= 0 or not bool(batch.moving.any()):
         return total
-    for step, field_flow, observed, valid in ((1, flow_fw, batch.flow_fw, batch.valid_fw),
-                                              (-1, flow_bw, batch.flow_bw, batch.valid_bw)):
+    for step, field_flow, observed, valid, reverse in ((1, flow_fw, batch.flow_fw, batch.valid_fw, data.flow_bw),
+                                                       (-1, flow_bw, batch.flow_bw, batch.valid_bw, data.flow_fw)):
         target, ok = lifted_scene_flow(data.depth, data.K, data.world_from_camera, batch.frame, batch.xy,
                                        batch.depth, observed, valid, step)
-        use = (ok & batch.moving).float()
+        use = (ok & batch.moving).float() * flow_confidence(reverse, batch.frame, batch.xy, observed, step, fb_px,
+                                                             batch.inside_px, edge_px)
         err = (field_flow - target[:, None]).abs().sum(-1) / scale            # (R, S)
         total = total + weight * (use * (weights * err).sum(1)).sum() / use.sum().clamp_min(1)
     return total

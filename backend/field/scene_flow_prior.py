@@ -18,6 +18,12 @@ It is only trusted where it can be right:
   background behind it (which the edge test cannot see), passes the forward-backward check often enough on
   small low-texture movers, and would make a "motion" of the whole gap to the background: on the quick test
   shot such targets made the prior's mean error 65 % of the motion where its median is 10 %.
+
+Where it is trusted, it is weighted by how sure the optical flow is there (`flow_confidence`): the passed
+forward-backward check is a yes/no at a threshold, but the residual under it still says much. On the default
+test shot's moving pixels the lifted targets were off by 5.8 % of the motion where the residual was under
+0.1 px, 25 % at 0.25-0.5 px and 36 % at 0.5-1 px; and by 47 % within 1.5 px of the motion mask's edge (the
+flow smears a mover's motion onto its outline) against 3.4 % more than 8 px inside.
 """
 from __future__ import annotations
 
@@ -74,3 +80,35 @@ def lifted_scene_flow(depth: torch.Tensor, K: torch.Tensor, world_from_camera: t
     ok = inside & flow_valid & (depth_here > 0) & known & steady
     target = torch.where(ok[:, None], there - here, torch.zeros_like(here))
     return target, ok
+
+
+def bilinear(image: torch.Tensor, frame: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """image (F, H, W, C), frame (B,) long, xy (B, 2) pixel coordinates (centres at i + 0.5) -> (B, C), read
+    bilinearly with the border repeated."""
+    _, h, w, _ = image.shape
+    x = (xy[:, 0] - 0.5).clamp(0, w - 1)
+    y = (xy[:, 1] - 0.5).clamp(0, h - 1)
+    x0, y0 = torch.floor(x).clamp(max=w - 2), torch.floor(y).clamp(max=h - 2)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    xi, yi = x0.long(), y0.long()
+    return (image[frame, yi, xi] * (1 - fx) * (1 - fy) + image[frame, yi, xi + 1] * fx * (1 - fy)
+            + image[frame, yi + 1, xi] * (1 - fx) * fy + image[frame, yi + 1, xi + 1] * fx * fy)
+
+
+def flow_confidence(reverse_flow: torch.Tensor, frame: torch.Tensor, xy: torch.Tensor, flow: torch.Tensor, step: int,
+                    sigma_px: float, inside_px: torch.Tensor | None = None, edge_px: float = 0.0) -> torch.Tensor:
+    """How far to trust the optical flow `flow` (B, 2) of pixels xy (B, 2) of frames `frame` (B,) to
+    frame + step, 0..1: exp(-(r / sigma_px)^2) of the forward-backward residual r = |u(p) + u'(p + u(p))|,
+    u' the flow of frame + step back (`reverse_flow`, (F, H, W, 2): the backward flow for step +1, the
+    forward one for -1); times min(1, d / edge_px) with d = `inside_px` (B,), how far the pixel lies inside
+    its motion mask, when edge_px > 0. sigma_px <= 0 leaves the residual out."""
+    frames = reverse_flow.shape[0]
+    weight = torch.ones_like(flow[:, 0])
+    if sigma_px > 0:
+        other = (frame + step).clamp(0, frames - 1)
+        back = bilinear(reverse_flow, other, xy + flow)
+        residual = (flow + back).norm(dim=1)
+        weight = torch.exp(-(residual / sigma_px) ** 2)
+    if edge_px > 0 and inside_px is not None:
+        weight = weight * (inside_px / edge_px).clamp(max=1)
+    return weight

@@ -72,7 +72,10 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("quality", "effort"),
     outputs=("field/field.pt", "field/field.json", "points/points.usdc"),
-    version=2,  # 2: the lifted scene-flow prior and the dynamic field on the movers' box (backend/field/, docs/field.md)
+    # 2: the lifted scene-flow prior and the dynamic field on the movers' box (backend/field/, docs/field.md)
+    # 3: fused Adam, the scene-flow prior weighted by the optical flow's forward-backward residual, and the point
+    #    caches' velocities taken over the dynamic weight only: training and outputs changed, old jobs train again
+    version=3,
     uses_torch=True,
     flow_gaps=(1,),
 )

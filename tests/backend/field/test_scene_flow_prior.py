@@ -2,12 +2,13 @@
 whose answer is known: a moving camera, a static background plane and a rectangular plate moving by V per frame.
 The lifted target must be V on the plate and 0 on the background, must not be trusted across a depth edge,
 and the loss built on it (losses.scene_flow_prior) must vanish for a field that moves with the plate."""
+import cv2
 import numpy as np
 import torch
 
 from backend.field.data import RayBatch, ShotData
 from backend.field.losses import scene_flow_prior
-from backend.field.scene_flow_prior import depth_at, lifted_scene_flow
+from backend.field.scene_flow_prior import depth_at, flow_confidence, lifted_scene_flow
 from backend.field.space import image_grid, pixel_rays, project
 
 W, H, FRAMES = 64, 48, 3
@@ -136,3 +137,42 @@ def test_a_flow_that_lands_on_the_background_behind_the_plate_is_not_trusted():
                                    torch.ones_like(b.valid_fw), 1)
     assert not bool(ok[plate].any())
     assert bool(ok[~plate].any())                                       # the background's own flows still count
+
+
+def test_flow_confidence_falls_with_the_forward_backward_residual_and_near_the_mask_edge():
+    data = synthetic_shot()
+    b = frame_batch(data, 1)
+    exact = flow_confidence(data.flow_bw, b.frame, b.xy, b.flow_fw, 1, 0.25)
+    inner = b.moving & b.valid_fw
+    # the synthetic flows are exact, so the residual vanishes wherever the flow is seen both ways (bilinear
+    # reads of an affine flow field inside the plate, and of the background's own)
+    assert float(exact[inner].median()) > 0.95
+    # half a pixel off on the plate: residual 0.5 px, exp(-(0.5 / 0.25)^2) = 0.018
+    off = b.flow_fw + torch.where(b.moving[:, None], torch.tensor([0.5, 0.0]), torch.zeros(2))
+    noisy = flow_confidence(data.flow_bw, b.frame, b.xy, off, 1, 0.25)
+    assert float(noisy[inner].median()) < 0.05
+    assert float(noisy[~b.moving & b.valid_fw].median()) > 0.95      # the background is untouched
+    # the edge ramp: the plate's outline (one pixel inside) gets a third of the weight at 3 px, its inside all
+    inside = torch.stack([torch.from_numpy(cv2.distanceTransform(m.numpy().astype(np.uint8), cv2.DIST_L2, 3))
+                          for m in data.moving])[b.frame, b.xy[:, 1].long(), b.xy[:, 0].long()]
+    ramp = flow_confidence(data.flow_bw, b.frame, b.xy, b.flow_fw, 1, 0.0, inside, 3.0)
+    assert float(ramp[b.moving & (inside >= 3)].min()) == 1.0
+    assert float(ramp[b.moving & (inside < 1.5)].max()) <= 0.5
+    assert float(ramp[~b.moving].max()) == 0.0
+    # the backward direction reads the previous frame's forward flow
+    back = flow_confidence(data.flow_fw, b.frame, b.xy, b.flow_bw, -1, 0.25)
+    assert float(back[b.moving & b.valid_bw].median()) > 0.95
+
+
+def test_prior_loss_trusts_the_confident_flow_more():
+    # the same field against the same batch: a plate whose flow is half a pixel off in some rows pulls less
+    # once the residual is weighed (fb_px > 0) than when every passed flow counts alike
+    data = synthetic_shot()
+    b = frame_batch(data, 1)
+    bad_rows = b.moving & (b.xy[:, 1] < H / 2)
+    b.flow_fw = b.flow_fw + torch.where(bad_rows[:, None], torch.tensor([0.5, 0.0]), torch.zeros(2))
+    R, S = len(b.frame), 4
+    weights = torch.full((R, S), 0.25)
+    plain = scene_flow_prior(data, b, V.expand(R, S, 3), (-V).expand(R, S, 3), weights, 0.05, 1.0)
+    weighed = scene_flow_prior(data, b, V.expand(R, S, 3), (-V).expand(R, S, 3), weights, 0.05, 1.0, fb_px=0.25)
+    assert float(weighed) < 0.5 * float(plain)

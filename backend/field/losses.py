@@ -165,8 +165,8 @@ def scene_flow_prior(data: ShotData, batch: RayBatch, flow_fw: torch.Tensor, flo
     Each ray counts with the confidence of its optical flow (scene_flow_prior.flow_confidence: the forward-
     backward residual, exp(-(r / fb_px)^2), and the distance from the motion mask's edge, min(1, d / edge_px);
     0 turns either off), and the loss is the confidence-weighted mean, so the prior's overall strength stays.
-    On the default test shot's moving pixels this cut the lifted targets' own error from 9.5 % of the motion
-    to 4.9 %, keeping three quarters of their weight."""
+    On the default test shot's moving pixels this cut the lifted targets' own error (weighted mean) from 9.5 %
+    of the motion to 5.8 %, keeping 79 % of their weight (the residual alone: 6.8 %, 83 %)."""
     total = torch.zeros((), device=weights.device)
     if weight <= 0 or not bool(batch.moving.any()):
         return total

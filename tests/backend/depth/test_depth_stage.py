@@ -72,10 +72,35 @@ def test_failure_check_tells_the_truth_about_object_motion(depth_job, test_shot)
         assert mode != "lazy"
 
 
-@pytest.mark.xfail(strict=True, reason="known: at test effort the residual field stays nearly uniform ('lazy'); "
-                                       "see docs/depth.md")
 def test_object_motion_is_on_the_moving_objects(depth_job, test_shot):
+    """The motion maps single out the moving objects (until stage version 5 the network's residual field was
+    written, nearly uniform: ratio ~1, the check said "lazy")."""
     assert _motion_ratio(depth_job, test_shot) > 3
+    mode = json.loads((depth_job / "depth" / "depth.json").read_text())["failure_check"]["mode"]
+    assert mode == "none"
+
+
+def test_object_motion_against_the_true_scene_flow(depth_job, test_shot):
+    """End-point error of depth/motion against the shot's true scene flow on the objects' pixels, as a share
+    of their mean true motion (our vectors rotated and scaled into the true world by the camera alignment),
+    and the static pixels' mean |motion|. Measured on this shot: 52 % and 0.8 % (the residual field written
+    until stage version 5: 101 % and 3.6 %)."""
+    n = test_shot.frame_count
+    truth = test_shot.flow()["scene_flow"].astype(np.float64)
+    sim3 = align_trajectories(read_cameras(depth_job / "camera" / "cameras.json").world_from_camera,
+                              test_shot.cameras().world_from_camera).sim3
+    errors, motion, static = [], [], []
+    for t in range(n - 1):
+        m = read_exr(depth_job / "depth" / "motion" / f"{t:05d}.exr")
+        v = sim3.scale * np.stack([m["X"], m["Y"], m["Z"]], -1).astype(np.float64) @ sim3.rotation.T
+        objects = test_shot.object_index(t) > 0
+        errors.append(np.linalg.norm(v[objects] - truth[t][objects], axis=1))
+        motion.append(np.linalg.norm(truth[t][objects], axis=1))
+        static.append(np.linalg.norm(v[~objects], axis=1))
+    scale = np.concatenate(motion).mean()
+    epe, still = np.concatenate(errors).mean() / scale, np.concatenate(static).mean() / scale
+    assert epe < 0.65, epe
+    assert still < 0.03, still
 
 
 def _moving_static(job, shot):

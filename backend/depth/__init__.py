@@ -14,6 +14,7 @@ One module per step; `backend/stages/depth.py` orchestrates:
                     residual translation field)
     losses.py       photometric L1 + SSIM, edge-aware smoothness, motion regularisers, cycle consistency
     train.py        the training schedule (initialisation, clipping, staged freezing, ramp-in)
+    scene_flow.py   the object-motion output: each pixel's motion measured from depth, flow and cameras
     diagnose.py     which failure mode of the seed happened, if any; temporal consistency
     outputs.py      depth/NNNNN.exr, depth/motion, depth/confidence, depth/depth.json
     ego_motion.py   the solve stage's fallback: cameras from the learned ego-motion and intrinsics

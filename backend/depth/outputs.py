@@ -3,9 +3,10 @@ never leaves a mix of old and new frames:
 
     depth/00000.exr             float32 planar depth, channel "Z", world units of camera/cameras.json
                                 (DESIGN.md's contract; later stages read it with exporters.exr.read_depth_exr)
-    depth/motion/00000.exr      float32 channels "X", "Y", "Z": the residual (object) translation of each
-                                pixel's surface point from frame t to t+1, world axes and units (0 on the
-                                static scene; the last frame holds its motion from the frame before)
+    depth/motion/00000.exr      float32 channels "X", "Y", "Z": the (object) motion of each pixel's surface
+                                point from frame t to t+1, world axes and units, as scene_flow.py measures
+                                it (0 outside the motion masks; the last frame holds its motion from the
+                                frame before)
     depth/confidence/00000.exr  float32 channel "Y" in [0, 1]: agreement of the pixel's depth with the
                                 neighbouring frames after reprojection, and its triangulation support
     depth/compositor/00000.exr  the same depth as channels "Z" and "Y" (Blender reads "Y"; see

@@ -1,5 +1,6 @@
-"""Stage `depth`: per-frame planar depth in world units and the residual (object) motion field, learned on
-the shot itself (Li et al. 2020; backend/depth/ has one module per step, docs/depth.md the method).
+"""Stage `depth`: per-frame planar depth in world units, learned on the shot itself (Li et al. 2020;
+backend/depth/ has one module per step, docs/depth.md the method), and the objects' motion t -> t+1 measured
+from that depth, the flow and the cameras (backend/depth/scene_flow.py).
 
 Reads frames, flow (gaps 1, 2, 4), camera/cameras.json + camera/points.ply (the solve; without them the
 cameras are learned too) and masks/motion. Writes depth/NNNNN.exr, depth/motion/, depth/confidence/,

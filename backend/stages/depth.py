@@ -55,15 +55,23 @@ def run(ctx) -> dict[str, str]:
     ctx.progress(0.91, "measuring the objects' motion")
     # the object-motion output is measured from the depth, the flow and the cameras, not the network's residual
     # field, which stays "lazy" on one shot (scene_flow.py has the figures)
+    learned_motion = result.motion
     result.motion = scene_flow.object_motion(depth, result.K, result.world_from_camera, shot.moving, shot.pairs)
     ctx.progress(0.92, "checking the result")
     moving = shot.moving
     flows = {p.t: p.flow for p in shot.pairs if p.s == p.t + 1}
-    check = diagnose.failure_modes(depth, result.motion, moving, result.world_from_camera, result.K,
-                                   result.median_depth if not result.learned_cameras else None, flows)
+    geometric = result.median_depth if not result.learned_cameras else None
+    check = diagnose.failure_modes(depth, result.motion, moving, result.world_from_camera, result.K, geometric, flows)
+    # The same check on the network's residual field, which the training's warps used: the seed's failure modes
+    # are the training's, and the written maps no longer show them (they are zero outside the masks by
+    # construction), so depth.json keeps both rather than let the measured output hide a lazy network.
+    training_check = diagnose.failure_modes(depth, learned_motion, moving, result.world_from_camera, result.K,
+                                            geometric, flows)
     consistency = diagnose.temporal_consistency(depth, result.K, result.world_from_camera, moving)
     scale = _sparse_scale(shot, depth) if shot.has_cameras else {"points": 0, "median_ratio": None}
-    ctx.job.log(f"depth: failure-mode check: {check['mode']} {check['facts']}")
+    ctx.job.log(f"depth: failure-mode check of the motion maps: {check['mode']} {check['facts']}")
+    ctx.job.log(f"depth: failure-mode check of the network's residual field (training): {training_check['mode']} "
+                f"{training_check['facts']}")
     ctx.job.log(f"depth: temporal consistency (static, t -> t+1): {consistency}")
     summary = {
         "format": "shotfield-depth", "version": 1,
@@ -77,6 +85,7 @@ def run(ctx) -> dict[str, str]:
         "triangulated_coverage": round(result.prior_coverage, 4),
         "rigid_objects": result.rigid_objects,
         "failure_check": check,
+        "training_check": training_check,
         "temporal_consistency": consistency,
         "losses": result.losses,
         "loss_history": result.loss_history,

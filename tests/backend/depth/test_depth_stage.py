@@ -37,6 +37,10 @@ def test_contract_files(depth_job, test_shot):
     assert d.shape == (n, h, w) and np.all(np.isfinite(d)) and np.all(d > 0)
     summary = json.loads((depth_job / "depth" / "depth.json").read_text())
     assert summary["failure_check"]["mode"] in ("none", "collapse", "motion_explains_all", "lazy")
+    # the network's own field is checked too: the measured maps are zero outside the masks by construction
+    training = summary["training_check"]
+    assert training["mode"] in ("none", "collapse", "motion_explains_all", "lazy")
+    assert training["facts"]["static_motion_share"] >= summary["failure_check"]["facts"]["static_motion_share"]
     assert summary["cameras"] == "solve (fixed)"
     # the sparse SfM points sit on the depth maps: the maps are in the world units of cameras.json
     assert abs(summary["sparse_points"]["median_ratio"] - 1) < 0.05

@@ -3,8 +3,9 @@ their scene-flow velocities.
 
 Each frame is rendered at its own camera with the depth prior guiding the samples (as in training); every
 `stride`-th pixel becomes a point at the rendered planar depth, coloured with the footage's pixel (so the
-cloud looks like the shot), moving with the composited forward scene flow where the field's dynamic share
-is above one half (DYNAMIC_SHARE) and standing still elsewhere (the static field has no motion). Points
+cloud looks like the shot), moving with the dynamic field's forward scene flow where the field's dynamic share
+is above one half (DYNAMIC_SHARE) and standing still elsewhere (the static field has no motion). The flow is
+averaged over where the ray meets dynamic density (render.render_rays), not over all of its weight. Points
 beyond the scene box's far limit (the sky, the infinitely far) are left out.
 """
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_moving_points_move_the_right_way(field_job, test_shot):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 5's bar is not reached yet: with the lifted scene-flow prior the "
-                   "benchmark's EPE is 30 % of the motion at effort 1 on this shot (54 % before; see docs/field.md)")
+                   "benchmark's EPE is 26 % of the motion at effort 1 on this shot (54 % before the lifted prior; see docs/field.md)")
 def test_scene_flow_at_full_training(test_shot, ground_truth_pipeline, tmp_path):
     """The issue's bar: scene-flow EPE on moving objects <= 10 % of their motion, at effort 1."""
     job = copy_job(ground_truth_pipeline, tmp_path / "job")

@@ -41,7 +41,7 @@ from . import geometry as G
 from . import losses as L
 from .networks import DepthNet, MotionNet
 from .objects import object_pixels, refine_outline, release_static_border
-from .prior import contact_fill, fill_log_depth
+from .prior import contact_fill, fill_log_depth, snap_to_edges
 from .rigid import consistent_depth, object_labels
 from .self_calibration import scan_focal
 from .shot import ShotInputs
@@ -91,6 +91,17 @@ RELEASE_BORDER = True
 #: moving / static): default shot 0.0385 / 0.0205 -> 0.0362 / 0.0202, quick shot 0.1110 / 0.0443 ->
 #: 0.0977 / 0.0428.
 REFINE_OUTLINE = True
+#: The prior's occlusion edges snapped to the image's colour edges (prior.snap_to_edges, a colour-guided weighted
+#: median): the triangulation gives the background next to a nearer surface that surface's depth (DIS flow is
+#: smeared across its outline) and the fill blends both sides. Measured (prior, AbsRel static / moving):
+#: default shot 0.0202 / 0.0362 -> 0.0185 / 0.0348, quick shot 0.0428 / 0.0977 -> 0.0404 / 0.0902.
+SNAP_EDGES = True
+#: Weights of the median's neighbours: triangulated pixels their confidence (at least SNAP_FLOOR: the filled
+#: holes), object pixels SNAP_OBJECT_WEIGHT (their contact depth is a guess, but the object's own colour is
+#: what keeps it on the object; 0.3 / 1 / 2 measured: 1 lowers both errors on both shots, 0.3 the static one
+#: more and the moving one less, 2 the moving one more and the static one less).
+SNAP_OBJECT_WEIGHT = 1.0
+SNAP_FLOOR = 0.05
 #: Pixels (at 320 px wide) the masks are moved down by to see how much the contact cue depends on the margin.
 CONTACT_MARGIN_PX = 3
 #: Learned cameras: how far (share) the training may move the self-calibrated focal length. Measured with
@@ -225,6 +236,9 @@ def static_prior(shot: ShotInputs, report: list | None = None) -> tuple[np.ndarr
         prior = prior + shift
         if report is not None:
             report.extend(objects)
+    if SNAP_EDGES:
+        weight = np.where(tight, SNAP_OBJECT_WEIGHT, np.maximum(conf, SNAP_FLOOR))
+        prior = np.stack([snap_to_edges(prior[t], shot.rgb[t], weight[t]) for t in range(shot.frames)])
     return depth, conf, prior.astype(np.float32)
 
 

@@ -1,0 +1,47 @@
+"""prior.snap_to_edges on a constructed occlusion edge: the depth edge moves to the colour edge, a blend of the
+two sides takes one of them, and smooth depth is left alone."""
+import numpy as np
+
+from backend.depth.prior import snap_to_edges
+
+
+def _scene():
+    h, w = 40, 60
+    rgb = np.zeros((h, w, 3), np.float32)
+    rgb[:, :30] = (0.8, 0.3, 0.3)      # a near pillar, reddish
+    rgb[:, 30:] = (0.2, 0.5, 0.7)      # the far wall, bluish
+    rng = np.random.default_rng(0)
+    rgb += rng.normal(0, 0.02, rgb.shape).astype(np.float32)   # texture
+    truth = np.where(np.arange(w) < 30, np.log(4.0), np.log(12.0)).astype(np.float32)[None].repeat(h, 0)
+    return rgb, truth
+
+
+def test_fattened_edge_moves_to_the_colour_edge():
+    rgb, truth = _scene()
+    # the triangulation's foreground fattening: a column of the wall carries the pillar's depth; the pillar's
+    # edge column is a blend of both sides
+    prior = truth.copy()
+    prior[:, 29] = np.log(6.0)
+    prior[:, 30] = np.log(4.0)
+    weight = np.ones(truth.shape, np.float32)
+    out = snap_to_edges(prior, rgb, weight)
+    assert np.abs(out - truth).max() < 1e-6, np.abs(out - truth).max(0)
+
+
+def test_unreliable_neighbours_count_less():
+    rgb, truth = _scene()
+    prior = truth.copy()
+    prior[:, 30:34] = np.log(4.0)          # four columns of the wall wrong: the nearer half of the window
+    weight = np.ones(truth.shape, np.float32)
+    plain = snap_to_edges(prior, rgb, weight)
+    assert np.abs(plain[:, 30:34] - truth[:, 30:34]).min() > 1.0   # the majority wins where all weigh the same
+    weight[:, 30:34] = 0.05                # the triangulation's confidence is low at the edge
+    out = snap_to_edges(prior, rgb, weight)
+    assert np.abs(out - truth).max() < 1e-6
+
+
+def test_smooth_depth_is_left_alone():
+    rgb, _ = _scene()
+    ramp = np.linspace(np.log(3.0), np.log(3.2), 60, dtype=np.float32)[None].repeat(40, 0)
+    out = snap_to_edges(ramp, rgb, np.ones(ramp.shape, np.float32))
+    assert np.array_equal(out, ramp)

@@ -140,11 +140,12 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("remove", "quality", "effort"),
     outputs=("plates", "masks/00000.png"),
-    version=6,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence;
+    version=7,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence;
     # 4: the static scene weights source frames by their time (inpaint/scene.py); 5: the followed outline is
     # re-fitted on every frame, the motion-mask snap only when complete (inpaint/track.py, propagate.py), points
     # seen by fewer than 3 source frames left out of the static scene (inpaint/scene.py); 6: a followed object
-    # seen whole twice running grows at most a pixel a frame (inpaint/track.py)
+    # seen whole twice running grows at most a pixel a frame (inpaint/track.py); 7: where GrabCut cannot cut
+    # it, the change evidence beyond the followed outline decided by colour (inpaint/track.py)
     uses_torch=True,
     flow_gaps=(1,),
     fingerprint=fingerprint,

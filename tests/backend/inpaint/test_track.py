@@ -184,3 +184,24 @@ def test_a_whole_object_grows_into_the_evidence_halo_at_most_a_pixel_a_frame(sho
     assert max(limited) <= ring + 0.01, np.round(limited, 3)
     monkeypatch.setattr(track, "WHOLE_GROWTH", np.inf)
     assert growth()[0] > ring + 0.1  # without the limit the first frame already took the 2 px band
+
+
+def test_colour_tells_an_object_from_its_surroundings_only_where_its_colours_differ():
+    """The follower lets the change evidence's halo be decided by colour only where the object's mixture
+    claims few of the pixels beyond the band around it (a brown ball on pink ground), not where the object
+    has the ground's colour statistics (then a growth limit holds the halo off: the test above)."""
+    ys, xs = np.mgrid[0:H, 0:W]
+    disc = (xs + 0.5 - 80) ** 2 + (ys + 0.5 - 60) ** 2 <= RADIUS ** 2
+    ground = _texture(1, (H, W), (190, 130, 120))
+    for ball, expected in ((_texture(2, (H, W), (120, 95, 50), sigma=2.0, spread=40.0), True),
+                           (_texture(4, (H, W), (190, 130, 120)), False)):
+        image = ground.copy()
+        image[disc] = ball[disc]
+        bgr = np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8)[..., ::-1])
+        model = track.object_model(bgr, disc)
+        assert track.colour_tells(bgr, disc, model) is expected
+        # The pick keeps the ball's own pixels in a band that reaches 3 px into the ground and drops the ground's.
+        band = dilate(disc, 3)
+        picked = track.colour_pick(bgr, disc, band & ~disc, model)
+        if expected:
+            assert picked.sum() <= 0.1 * (band & ~disc).sum()

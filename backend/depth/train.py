@@ -91,6 +91,12 @@ RELEASE_BORDER = True
 #: moving / static): default shot 0.0385 / 0.0205 -> 0.0362 / 0.0202, quick shot 0.1110 / 0.0443 ->
 #: 0.0977 / 0.0428.
 REFINE_OUTLINE = True
+#: Each connected part of an object's pixels (per identity and frame) takes one depth, the median of its
+#: contact depths: the contact cue reads the ground column by column, across ±16 px of ground that recedes
+#: faster than a compact object's own surface does. Measured (prior with SNAP_EDGES, AbsRel moving): default
+#: shot 0.0348 -> 0.0321, quick shot 0.0903 -> 0.0887 (one value per identity instead of per part: 0.0325,
+#: 0.0915; the parts are the identities' fragments, which the flow did not join).
+FLAT_OBJECTS = True
 #: The prior's occlusion edges snapped to the image's colour edges (prior.snap_to_edges, a colour-guided weighted
 #: median): the triangulation gives the background next to a nearer surface that surface's depth (DIS flow is
 #: smeared across its outline) and the fill blends both sides. Measured (prior, AbsRel static / moving):
@@ -236,10 +242,24 @@ def static_prior(shot: ShotInputs, report: list | None = None) -> tuple[np.ndarr
         prior = prior + shift
         if report is not None:
             report.extend(objects)
+    if FLAT_OBJECTS and labels is not None:
+        prior = _flat_parts(prior, labels)
     if SNAP_EDGES:
         weight = np.where(tight, SNAP_OBJECT_WEIGHT, np.maximum(conf, SNAP_FLOOR))
         prior = np.stack([snap_to_edges(prior[t], shot.rgb[t], weight[t]) for t in range(shot.frames)])
     return depth, conf, prior.astype(np.float32)
+
+
+def _flat_parts(log_depth: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(F, H, W) log depth with each connected part of each label (per frame) set to its median."""
+    out = log_depth.copy()
+    for t in range(len(labels)):
+        for k in np.unique(labels[t][labels[t] > 0]):
+            count, parts = cv2.connectedComponents((labels[t] == k).astype(np.uint8), connectivity=8)
+            for j in range(1, count):
+                part = parts == j
+                out[t][part] = np.median(log_depth[t][part])
+    return out
 
 
 def _nearest_label(labels: np.ndarray, objects: np.ndarray) -> np.ndarray:

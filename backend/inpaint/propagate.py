@@ -134,12 +134,15 @@ def propagate(drawn: dict[int, np.ndarray], motion: np.ndarray, store, depth: np
     for k, m in drawn.items():
         moving[k], static[k] = split_by_motion(m, motion[k])
     out = np.zeros(motion.shape, bool)
+    followed = np.zeros(motion.shape, bool)
     if any(m.any() for m in moving.values()):
         drawn_moving = {k: m for k, m in moving.items() if m.any()}
         evidence = change_masks(rgb, depth, K, world_from_camera, device)
         tracked = propagate_moving(drawn_moving, rgb, motion, evidence, depth, store, K, world_from_camera, min_area)
         snapped = propagate_snapped(drawn_moving, motion, depth, store, min_area)
-        out |= choose(tracked, snapped)
+        followed = choose(tracked, snapped)
     if any(m.any() for m in static.values()):
         out |= propagate_static({k: m for k, m in static.items() if m.any()}, depth, K, world_from_camera, device)
-    return np.stack([clean(m, min_area) for m in out])
+    # The followed masks were cleaned frame by frame already, keeping small parts where the object was
+    # expected: cleaned again here, those would go.
+    return np.stack([clean(m, min_area) | f for m, f in zip(out, followed)])

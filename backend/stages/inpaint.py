@@ -145,7 +145,8 @@ STAGE = Stage(
     # re-fitted on every frame, the motion-mask snap only when complete (inpaint/track.py, propagate.py), points
     # seen by fewer than 3 source frames left out of the static scene (inpaint/scene.py); 6: a followed object
     # seen whole twice running grows at most a pixel a frame (inpaint/track.py); 7: where GrabCut cannot cut
-    # it, the change evidence beyond the followed outline decided by colour (inpaint/track.py)
+    # it, the change evidence beyond the followed outline decided by colour; small parts inside the outline kept
+    # (inpaint/track.py, propagate.py)
     uses_torch=True,
     flow_gaps=(1,),
     fingerprint=fingerprint,

@@ -72,10 +72,11 @@ def run(ctx) -> dict[str, str]:
     ctx.job.log(f"tracks: local spaces: solved cameras {geo.solved}, depth from {depth_source}, "
                 f"near {geo.near:.3g}, far {geo.far:.3g}")
     ctx.progress(0.03, "gathering flow correspondences")
-    data = Correspondences(store, rgb, moving=geometry.read_motion_masks(ctx.path, frames))
+    moving = geometry.read_motion_masks(ctx.path, frames)
+    data = Correspondences(store, rgb, moving=moving)
     config = ModelConfig(frames=frames, samples=SAMPLES[settings.quality])
     model = OmniMotion(config, geo)
-    model.set_guide(geometry.guide_depth(depth))
+    model.set_guide(geometry.guide_depth(depth, moving))
     iterations = max(50, int(round(ITERATIONS[settings.quality] * settings.effort)))
     options = TrainingOptions(iterations=iterations, batch=BATCH[settings.quality])
     figures = train(model, data, options, ctx.device, depth=depth,
@@ -86,8 +87,10 @@ def run(ctx) -> dict[str, str]:
     queries = query.default_grid(frames, width, height)
     if extra_queries is not None:
         queries = np.concatenate([queries, extra_queries])
+    model.job_dir = ctx.path          # its gap-1 flow refines the tracks, as `shotfield track` does later
     xy, visible, world = query.track(model, queries, ctx.device)
     info = {"solved_cameras": geo.solved, "depth": depth_source, "training": figures,
+            "refined_with_flow": query.job_flow(model) is not None,
             "grid_points": int(len(queries) - (0 if extra_queries is None else len(extra_queries))),
             "query_points": 0 if extra_queries is None else int(len(extra_queries))}
     out = ctx.path / "tracks"
@@ -122,8 +125,10 @@ STAGE = Stage(
     outputs=("tracks/tracks.npz", "tracks/model.pt"),
     # 2: long-gap flow checked against chained flow, the depth guide's fill, cycle visibility (docs/tracks.md);
     # 3: gap-2 flow checked against the gap-1 chain on the motion masks too (training data changed), motion
-    # planes 32 cells a side, acceleration weight 5, 2,000 preview iterations (docs/tracks.md, session 8)
-    version=3,
+    # planes 32 cells a side, acceleration weight 5, 2,000 preview iterations (docs/tracks.md, session 8);
+    # 4: tracks refined with the gap-1 flow where it agrees with the model (query.refine_with_flow), holes of the
+    # depth guide on the motion masks filled from their nearer surroundings (geometry.guide_depth; session 9)
+    version=4,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

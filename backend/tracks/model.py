@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -174,6 +175,9 @@ class OmniMotion(nn.Module):
         # flow and the solved cameras, holes filled), its rays are sampled in a band around it, so a few
         # samples resolve the surface finely; an all-zero guide means "unguided" (the whole near..far range).
         self.register_buffer("guide", torch.zeros(config.frames, g.height, g.width))
+        # The job folder the model belongs to (not saved: set by the stage and by load_checkpoint from where the
+        # checkpoint lies), whose gap-1 flow refines the tracks (query.refine_with_flow).
+        self.job_dir = None
 
     def set_guide(self, depth) -> None:
         """(F, H, W) planar depth without holes (numpy or torch), or None for unguided rays."""
@@ -318,4 +322,5 @@ def load_checkpoint(path, device: str = "cpu") -> tuple[OmniMotion, dict]:
         raise ValueError(f"{path}: not a Shotfield OmniMotion checkpoint of version {CHECKPOINT_VERSION}")
     model = OmniMotion(ModelConfig(**payload["config"]), ShotGeometry.from_dict(payload["geometry"]))
     model.load_state_dict(payload["state"])
+    model.job_dir = Path(path).resolve().parent.parent     # JOB/tracks/model.pt
     return model.to(device).eval(), payload.get("info", {})

@@ -233,3 +233,56 @@ def test_holes_in_the_guide_are_filled_smoothly_within_the_known_depth():
     truth = np.tile(np.linspace(2.0, 6.0, h)[:, None], (1, w))
     assert np.abs(guide[0][hole] - truth[hole]).max() < 0.5
     np.testing.assert_allclose(guide[0][~hole], depth[0][~hole], rtol=1e-5)
+
+
+
+def test_flow_refinement_follows_the_flow_where_it_agrees_with_the_model():
+    """The model's tracks off a uniform 0.5 px/frame translation by +-0.3 px (alternating): refined, they
+    follow the flow exactly, both ways from each query frame. Where the flow fails its check the model's
+    position stands and the chain goes on from it; where the model puts the point elsewhere (beyond the
+    tolerance), the model wins."""
+    store = TranslatingStore([1], frames=12, height=16, width=24, step=0.5)
+    invalid_at = 3                                           # frame 3's forward flow fails the check
+    store.forward_valid = lambda t, gap: np.full((store.height, store.width), t != invalid_at)
+    queries = np.array([[0, 4.5, 5.5], [6, 12.5, 9.5], [0, 6.5, 12.5]], np.float32)
+    frames = np.arange(store.frames, dtype=np.float32)[:, None]
+    truth = np.stack([queries[:, 1] + store.step * (frames - queries[:, 0]),
+                      np.broadcast_to(queries[:, 2], (store.frames, 3))], -1)
+    model = truth.copy()
+    model[..., 1] += 0.3 * (-1.0) ** frames                  # the model's jitter
+    for k, (f, x, y) in enumerate(queries):
+        model[int(f), k] = (x, y)
+    model[8:, 2, 0] += 20.0                                  # the model has query 2 elsewhere from frame 8 on
+    refined = query.refine_with_flow(store, queries, model, tolerance_px=4.0)
+    np.testing.assert_allclose(refined[:4, 0], truth[:4, 0], atol=1e-4)
+    np.testing.assert_allclose(refined[:, 1], truth[:, 1], atol=1e-4)       # both ways from frame 6
+    # frame 3 -> 4 failed the check: the model's position at frame 4, and the chain goes on from there
+    np.testing.assert_allclose(refined[4, 0], model[4, 0], atol=1e-4)
+    np.testing.assert_allclose(refined[5:, 0], truth[5:, 0] + (0.0, 0.3), atol=1e-4)
+    assert np.abs(refined[5:, 0] - model[5:, 0]).max() > 0.5
+    np.testing.assert_allclose(refined[8, 2], model[8, 2], atol=1e-4)
+    np.testing.assert_allclose(refined[8:, 2, 0], model[8:, 2, 0], atol=1e-4)     # and goes on from there
+    np.testing.assert_allclose(refined[1:3, 2], truth[1:3, 2], atol=1e-4)
+
+
+
+def test_holes_on_the_motion_masks_are_filled_from_the_nearer_surroundings():
+    """An object (a hole on the motion mask) standing on a ground that comes nearer towards the bottom, in front
+    of a wall at depth 8, its foot at depth ~4: the smooth fill puts it far back, near the wall; with the motion
+    masks it gets the nearer surroundings' depth. A hole off the masks keeps the smooth fill."""
+    h, w = 40, 60
+    depth = np.full((1, h, w), 8.0, np.float32)                                   # the wall
+    depth[0, 20:] = np.linspace(8.0, 3.0, h - 20, dtype=np.float32)[:, None]      # the ground, nearer below
+    depth[0, 16:35, 20:32] = np.nan                                               # the object
+    depth[0, 5:9, 45:50] = np.nan                                                 # a hole in the wall
+    moving = np.zeros((1, h, w), bool)
+    moving[0, 17:34, 21:31] = True
+    smooth = geometry.guide_depth(depth)
+    guide = geometry.guide_depth(depth, moving)
+    obj = np.isnan(depth[0]) & (np.arange(w)[None] < 40)
+    foot = depth[0, 35, 25]
+    assert np.median(smooth[0][obj]) > foot + 2.0, (np.median(smooth[0][obj]), foot)
+    assert np.all(guide[0][obj] <= smooth[0][obj] + 1e-5) and guide[0][obj].min() > 3.0
+    assert np.median(guide[0][obj]) < foot + 1.0, (np.median(guide[0][obj]), foot)
+    np.testing.assert_allclose(guide[0][5:9, 45:50], smooth[0][5:9, 45:50])
+    np.testing.assert_allclose(guide[0][~np.isnan(depth[0])], depth[0][~np.isnan(depth[0])], rtol=1e-5)

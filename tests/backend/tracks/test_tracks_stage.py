@@ -81,6 +81,30 @@ def test_tracks_of_the_ground_truth_queries_beat_standing_still(tracked, test_sh
     assert on_moving.delta_avg > 0.22 and on_moving.oa > 0.55, on_moving
 
 
+def test_the_flow_refinement_sharpens_the_models_tracks(tracked, test_shot):
+    """`shotfield track` refines the model's tracks with the job's gap-1 flow (query.refine_with_flow): the same
+    model without it (no job folder to read flow from) tracks the static scene less precisely."""
+    job, tracks = tracked
+    import torch
+
+    from backend.tracks import query
+    from backend.tracks.model import load_checkpoint
+
+    torch.set_num_threads(1)
+    model, info = load_checkpoint(job / "tracks" / "model.pt")
+    assert info["refined_with_flow"] and query.job_flow(model) is not None
+    gt = test_shot.tracks()
+    model.job_dir = None
+    xy, visible, _ = query.track(model, gt["queries"], "cpu")
+    np.testing.assert_array_equal(visible, tracks.visible)       # the refinement moves points, never hides them
+    static = (gt["query_object"] == 0)[None] & gt["visible"]
+    static[gt["queries"][:, 0].astype(int), np.arange(len(gt["queries"]))] = False
+    before = np.median(np.linalg.norm(xy - gt["xy"], axis=-1)[static])
+    after = np.median(np.linalg.norm(tracks.xy - gt["xy"], axis=-1)[static])
+    assert after < 0.8 * before, (after, before)
+    assert score(test_shot, tracks.xy, tracks.visible).delta_avg >= score(test_shot, xy, visible).delta_avg
+
+
 def test_world_positions_project_to_the_tracks(tracked, test_shot):
     """world (F, N, 3) is where the track's 2D position lies in 3D: it projects back through the solved camera."""
     job, tracks = tracked

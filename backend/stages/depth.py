@@ -117,8 +117,9 @@ STAGE = Stage(
     # 2: focal scan (self_calibration), moving objects held to their ground contact; 3: depth/points/ PLYs;
     # 4: the objects' outline refined by GrabCut (objects.refine_outline): the depth maps change;
     # 5: the object motion measured from depth, flow and cameras (scene_flow.py): the motion maps change;
-    # 6: the prior's occlusion edges snapped to the colour edges (prior.snap_to_edges): the depth maps change
-    version=6,
+    # 6: the prior's occlusion edges snapped to the colour edges (prior.snap_to_edges): the depth maps change;
+    # 7: one depth per connected part of an object (train._flat_parts): the depth maps change
+    version=7,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

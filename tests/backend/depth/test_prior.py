@@ -1,8 +1,10 @@
 """prior.snap_to_edges on a constructed occlusion edge: the depth edge moves to the colour edge, a blend of the
-two sides takes one of them, and smooth depth is left alone."""
+two sides takes one of them, and smooth depth is left alone; train._flat_parts: one depth per part of an
+object."""
 import numpy as np
 
 from backend.depth.prior import snap_to_edges
+from backend.depth.train import _flat_parts
 
 
 def _scene():
@@ -45,3 +47,17 @@ def test_smooth_depth_is_left_alone():
     ramp = np.linspace(np.log(3.0), np.log(3.2), 60, dtype=np.float32)[None].repeat(40, 0)
     out = snap_to_edges(ramp, rgb, np.ones(ramp.shape, np.float32))
     assert np.array_equal(out, ramp)
+
+
+def test_each_part_of_an_object_takes_its_median():
+    rng = np.random.default_rng(1)
+    log_depth = rng.normal(1.0, 0.05, (2, 20, 30)).astype(np.float32)
+    labels = np.zeros((2, 20, 30), np.int32)
+    labels[0, 2:6, 2:6] = 3            # one identity in two separate parts
+    labels[0, 10:15, 20:25] = 3
+    labels[1, 5:9, 5:12] = 7
+    log_depth[0, 10:15, 20:25] += 0.5  # the second part is farther
+    out = _flat_parts(log_depth, labels)
+    for t, sl in ((0, np.s_[2:6, 2:6]), (0, np.s_[10:15, 20:25]), (1, np.s_[5:9, 5:12])):
+        assert np.all(out[t][sl] == np.median(log_depth[t][sl]))
+    assert np.array_equal(out[labels == 0], log_depth[labels == 0])

@@ -7,7 +7,8 @@ One module per step; `backend/stages/depth.py` orchestrates:
     geometry.py     pinhole unprojection/projection/warping in torch (OpenCV axes, pixel centres at i+0.5)
     triangulate.py  depth of static pixels from the flow and known cameras (the strong signal)
     objects.py      which pixels of the solve's (generous) motion masks really move
-    prior.py        the depth the network starts from: holes filled, moving objects on the ground they touch
+    prior.py        the depth the network starts from: holes filled, moving objects on the ground they touch,
+                    occlusion edges snapped to the colour edges
     rigid.py        moving objects' depth consistent over time: identities, depth ratios from their own motion
     self_calibration.py  the focal length from the flow's epipolar geometry (learned-camera mode)
     networks.py     the depth network (U-Net, disparity) and the motion network (ego-motion, intrinsics,

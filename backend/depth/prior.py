@@ -1,6 +1,7 @@
 """The depth prior the depth network starts from: the triangulated log depth with its holes (moving objects,
 occlusions, low parallax) filled by normalised convolution at growing scales, so that every pixel starts
-from the depth of its surroundings."""
+from the depth of its surroundings; moving objects on the ground they touch (contact_fill); and the occlusion
+edges moved to the image's colour edges (snap_to_edges)."""
 from __future__ import annotations
 
 import cv2

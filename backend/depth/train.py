@@ -195,7 +195,8 @@ def static_prior(shot: ShotInputs, report: list | None = None) -> tuple[np.ndarr
     (TIGHTEN_MASKS); the rest is filled (prior.fill_log_depth) and the masks' regions take the ground-contact
     depth (prior.contact_fill) from the static pixels below them. With RIGID_OBJECTS the objects' depths
     are then made consistent over time by their own motion (rigid.py); `report` receives its per-object
-    summary."""
+    summary. Each connected part of an object then takes one depth (FLAT_OBJECTS), and the occlusion edges
+    of the whole map are moved to the colour edges (SNAP_EDGES, prior.snap_to_edges)."""
     depth, conf = triangulate_shot(shot)
     tight = shot.moving
     if TIGHTEN_MASKS and shot.moving.any():

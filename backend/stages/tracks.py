@@ -72,11 +72,10 @@ def run(ctx) -> dict[str, str]:
     ctx.job.log(f"tracks: local spaces: solved cameras {geo.solved}, depth from {depth_source}, "
                 f"near {geo.near:.3g}, far {geo.far:.3g}")
     ctx.progress(0.03, "gathering flow correspondences")
-    moving = geometry.read_motion_masks(ctx.path, frames)
-    data = Correspondences(store, rgb, moving=moving)
+    data = Correspondences(store, rgb, moving=geometry.read_motion_masks(ctx.path, frames))
     config = ModelConfig(frames=frames, samples=SAMPLES[settings.quality])
     model = OmniMotion(config, geo)
-    model.set_guide(geometry.guide_depth(depth, moving))
+    model.set_guide(geometry.guide_depth(depth))
     iterations = max(50, int(round(ITERATIONS[settings.quality] * settings.effort)))
     options = TrainingOptions(iterations=iterations, batch=BATCH[settings.quality])
     figures = train(model, data, options, ctx.device, depth=depth,
@@ -126,8 +125,7 @@ STAGE = Stage(
     # 2: long-gap flow checked against chained flow, the depth guide's fill, cycle visibility (docs/tracks.md);
     # 3: gap-2 flow checked against the gap-1 chain on the motion masks too (training data changed), motion
     # planes 32 cells a side, acceleration weight 5, 2,000 preview iterations (docs/tracks.md, session 8);
-    # 4: tracks refined with the gap-1 flow where it agrees with the model (query.refine_with_flow), holes of the
-    # depth guide on the motion masks filled from their nearer surroundings (geometry.guide_depth; session 9)
+    # 4: tracks refined with the gap-1 flow where it agrees with the model (query.refine_with_flow, session 9)
     version=4,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,

@@ -195,31 +195,18 @@ def describe(geometry: ShotGeometry) -> str:
     return json.dumps({"solved": geometry.solved, "near": round(geometry.near, 4), "far": round(geometry.far, 4)})
 
 
-# Holes on the motion masks are filled with this percentile of the known depth on a ring around them (below).
-MOVING_FILL_PERCENTILE = 30
-MOVING_FILL_RING = 2          # pixels
-
-
-def guide_depth(depth: np.ndarray | None, moving: np.ndarray | None = None) -> np.ndarray | None:
+def guide_depth(depth: np.ndarray | None) -> np.ndarray | None:
     """(F, H, W) float32 depth without holes for depth-guided ray sampling: the known depth, holes filled
     by inpainting (Navier-Stokes) in inverse depth within the frame's known range, frames without any known
     depth given the shot's median; None without known depth.
 
     Not Telea: OpenCV's Telea inpainting of a float image overshoots wildly (measured on the quick test shot:
     disparities 0.07-0.33 filled with -1.9..1.9), which put the rays of every hole, the moving objects
-    above all, at 0.2x-10x their depth, mostly outside the canonical box; Navier-Stokes stays in range.
-
-    `moving` (F, H, W) bool, the motion masks: a hole that overlaps them is (mostly) a moving object, which
-    stands in front of what surrounds it, so the smooth fill (the wall and ground behind it) puts it too far:
-    such a hole gets the MOVING_FILL_PERCENTILE-th percentile of the known depth on a ring around it where
-    that is nearer. Measured (fill / true depth, median, default and quick shots): rolling ball 1.28 / 1.36
-    with the smooth fill, 1.04 / 1.10 with this; box 1.21 / 0.94 -> 0.87 / 0.84 (10th percentile: ball 0.83,
-    box 0.63)."""
+    above all, at 0.2x-10x their depth, mostly outside the canonical box; Navier-Stokes stays in range."""
     if depth is None or not np.isfinite(depth).any():
         return None
     median = float(np.nanmedian(depth))
     out = np.empty_like(depth, dtype=np.float32)
-    ring = np.ones((2 * MOVING_FILL_RING + 1,) * 2, np.uint8)
     for i, d in enumerate(depth):
         known = np.isfinite(d) & (d > 0)
         if not known.any():
@@ -230,14 +217,4 @@ def guide_depth(depth: np.ndarray | None, moving: np.ndarray | None = None) -> n
             disparity = cv2.inpaint(disparity, (~known).astype(np.uint8), 5, cv2.INPAINT_NS)
         lo, hi = disparity[known].min(), disparity[known].max()
         out[i] = 1.0 / np.clip(disparity, lo, hi)
-        if moving is None or not (moving[i] & ~known).any():
-            continue
-        count, label = cv2.connectedComponents((~known).astype(np.uint8), connectivity=8)
-        for c in np.unique(label[moving[i] & ~known]):
-            if c == 0:
-                continue
-            hole = label == c
-            around = cv2.dilate(hole.astype(np.uint8), ring).astype(bool) & known
-            if around.sum() >= 3:
-                out[i][hole] = np.minimum(out[i][hole], np.percentile(d[around], MOVING_FILL_PERCENTILE))
     return out

@@ -263,26 +263,3 @@ def test_flow_refinement_follows_the_flow_where_it_agrees_with_the_model():
     np.testing.assert_allclose(refined[8, 2], model[8, 2], atol=1e-4)
     np.testing.assert_allclose(refined[8:, 2, 0], model[8:, 2, 0], atol=1e-4)     # and goes on from there
     np.testing.assert_allclose(refined[1:3, 2], truth[1:3, 2], atol=1e-4)
-
-
-
-def test_holes_on_the_motion_masks_are_filled_from_the_nearer_surroundings():
-    """An object (a hole on the motion mask) standing on a ground that comes nearer towards the bottom, in front
-    of a wall at depth 8, its foot at depth ~4: the smooth fill puts it far back, near the wall; with the motion
-    masks it gets the nearer surroundings' depth. A hole off the masks keeps the smooth fill."""
-    h, w = 40, 60
-    depth = np.full((1, h, w), 8.0, np.float32)                                   # the wall
-    depth[0, 20:] = np.linspace(8.0, 3.0, h - 20, dtype=np.float32)[:, None]      # the ground, nearer below
-    depth[0, 16:35, 20:32] = np.nan                                               # the object
-    depth[0, 5:9, 45:50] = np.nan                                                 # a hole in the wall
-    moving = np.zeros((1, h, w), bool)
-    moving[0, 17:34, 21:31] = True
-    smooth = geometry.guide_depth(depth)
-    guide = geometry.guide_depth(depth, moving)
-    obj = np.isnan(depth[0]) & (np.arange(w)[None] < 40)
-    foot = depth[0, 35, 25]
-    assert np.median(smooth[0][obj]) > foot + 2.0, (np.median(smooth[0][obj]), foot)
-    assert np.all(guide[0][obj] <= smooth[0][obj] + 1e-5) and guide[0][obj].min() > 3.0
-    assert np.median(guide[0][obj]) < foot + 1.0, (np.median(guide[0][obj]), foot)
-    np.testing.assert_allclose(guide[0][5:9, 45:50], smooth[0][5:9, 45:50])
-    np.testing.assert_allclose(guide[0][~np.isnan(depth[0])], depth[0][~np.isnan(depth[0])], rtol=1e-5)

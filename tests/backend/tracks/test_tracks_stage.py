@@ -83,7 +83,7 @@ def test_tracks_of_the_ground_truth_queries_beat_standing_still(tracked, test_sh
 
 def test_the_flow_refinement_sharpens_the_models_tracks(tracked, test_shot):
     """`shotfield track` refines the model's tracks with the job's gap-1 flow (query.refine_with_flow): the same
-    model without it (no job folder to read flow from) tracks the static scene less precisely."""
+    model without it (no job folder to read flow from) tracks less precisely, the moving objects above all."""
     job, tracks = tracked
     import torch
 
@@ -97,12 +97,18 @@ def test_the_flow_refinement_sharpens_the_models_tracks(tracked, test_shot):
     model.job_dir = None
     xy, visible, _ = query.track(model, gt["queries"], "cpu")
     np.testing.assert_array_equal(visible, tracks.visible)       # the refinement moves points, never hides them
-    static = (gt["query_object"] == 0)[None] & gt["visible"]
-    static[gt["queries"][:, 0].astype(int), np.arange(len(gt["queries"]))] = False
-    before = np.median(np.linalg.norm(xy - gt["xy"], axis=-1)[static])
-    after = np.median(np.linalg.norm(tracks.xy - gt["xy"], axis=-1)[static])
-    assert after < 0.8 * before, (after, before)
-    assert score(test_shot, tracks.xy, tracks.visible).delta_avg >= score(test_shot, xy, visible).delta_avg
+    seen = gt["visible"].copy()
+    seen[gt["queries"][:, 0].astype(int), np.arange(len(gt["queries"]))] = False
+    moving = (gt["query_object"] > 0)[None] & seen
+    static = (gt["query_object"] == 0)[None] & seen
+
+    def within_1px(points, where):
+        return np.mean(np.linalg.norm(points - gt["xy"], axis=-1)[where] < 1.0)
+
+    # measured at this effort: moving 0.25 -> 0.35 within 1 px, static 0.87 -> 0.89; <δavg 0.718 -> 0.746
+    assert within_1px(tracks.xy, moving) > within_1px(xy, moving) + 0.05
+    assert within_1px(tracks.xy, static) >= within_1px(xy, static) - 0.01
+    assert score(test_shot, tracks.xy, tracks.visible).delta_avg > score(test_shot, xy, visible).delta_avg + 0.01
 
 
 def test_world_positions_project_to_the_tracks(tracked, test_shot):

@@ -126,8 +126,9 @@ STAGE = Stage(
     # 3: gap-2 flow checked against the gap-1 chain on the motion masks too (training data changed), motion
     # planes 32 cells a side, acceleration weight 5, 2,000 preview iterations (docs/tracks.md, session 8);
     # 4: tracks refined with the gap-1 flow where it agrees with the model (query.refine_with_flow, session 9),
-    # with a depth-guide fill for the moving objects that 5 takes out again (no gain on the default shot)
-    version=5,
+    # with a depth-guide fill for the moving objects that 5 takes out again (no gain on the default shot);
+    # 6: on the motion masks, points the flow followed without a break since the query count as visible
+    version=6,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

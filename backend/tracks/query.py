@@ -22,6 +22,10 @@ chain starts again from it. The model decides where a point is and whether it is
 sub-pixel precision the model lacks (measured after session 8: median error one frame out 0.13 px against
 chained flow's 0.03 on the static scene, 1.8 against 0.2 px on the rolling ball; docs/tracks.md, session 9).
 World positions of refined points keep the model's depth, moved to the refined pixel.
+On the motion masks (a query on masks/motion of its frame) a point also counts as visible while it has
+followed the flow without a break since its query frame (every step consistent and agreeing with the model):
+there the cycle test cannot tell visible from hidden (the moving objects' cycle errors where visible and
+where occluded overlap), while on the static scene it can, better than the flow's check.
 """
 from __future__ import annotations
 
@@ -84,7 +88,10 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
             depth[j, start:start + m] = point[:, 2].cpu().numpy()
     store = flow if flow is not None else job_flow(model)
     if store is not None and n:
-        xy = refine_with_flow(store, queries, xy, REFINE_TOLERANCE * max(W, H))
+        xy, followed = refine_with_flow(store, queries, xy, REFINE_TOLERANCE * max(W, H))
+        on_masks = query_on_motion_masks(model, queries)
+        if on_masks is not None:
+            visible |= followed & on_masks[None]
     world = np.full((F, n, 3), np.nan, np.float32)
     if model.geometry.solved:
         # The point at its (possibly refined) pixel and the model's depth, from each frame's camera to the world.
@@ -111,19 +118,39 @@ def job_flow(model: OmniMotion) -> FlowStore | None:
     return store
 
 
-def refine_with_flow(store: FlowStore, queries: np.ndarray, xy: np.ndarray, tolerance_px: float) -> np.ndarray:
+def query_on_motion_masks(model: OmniMotion, queries: np.ndarray) -> np.ndarray | None:
+    """(N,) bool: the query pixel lies on the motion masks of its frame (masks/motion of `model.job_dir`), or
+    None where the job has none."""
+    from .geometry import read_motion_masks
+
+    job = getattr(model, "job_dir", None)
+    masks = read_motion_masks(Path(job), model.config.frames) if job is not None else None
+    if masks is None or masks.shape[1:] != (model.geometry.height, model.geometry.width):
+        return None
+    F, H, W = masks.shape
+    f = np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)
+    x = np.clip(np.floor(queries[:, 1]).astype(int), 0, W - 1)
+    y = np.clip(np.floor(queries[:, 2]).astype(int), 0, H - 1)
+    return masks[f, y, x]
+
+
+def refine_with_flow(store: FlowStore, queries: np.ndarray, xy: np.ndarray, tolerance_px: float):
     """xy (F, N, 2) model tracks of queries (N, 3) -> the tracks following the gap-1 flow from each query frame
     outwards (both ways) while the step passes the forward-backward check and lands in the frame within
     tolerance_px of the model's position; elsewhere the model's position, from which the chain goes on (so
-    the refinement never moves a point across the frame's edge, and visibility stays the model's)."""
+    the refinement never moves a point across the frame's edge). Returns the tracks and `followed` (F, N)
+    bool: the frames a track reached by flow steps alone, none rejected since its query frame."""
     F, W, H = store.frames, store.width, store.height
     out = xy.copy()
     n = len(queries)
+    followed = np.zeros(xy.shape[:2], bool)
     q = np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)
     for direction in (1, -1):
         p = np.zeros((n, 2), np.float32)          # each chain's position in frame t
+        unbroken = np.zeros(n, bool)
         for t in (range(F - 1) if direction == 1 else range(F - 1, 0, -1)):
             p[q == t] = queries[q == t, 1:3]
+            unbroken[q == t] = True
             active = np.flatnonzero(q <= t if direction == 1 else q >= t)
             if not len(active):
                 continue
@@ -144,7 +171,9 @@ def refine_with_flow(store: FlowStore, queries: np.ndarray, xy: np.ndarray, tole
             good = ok[iy, ix] & inside & (np.linalg.norm(moved - model_xy, axis=1) < tolerance_px)
             p[active] = np.where(good[:, None], moved, model_xy)
             out[nxt, active] = p[active]
-    return out
+            unbroken[active] &= good
+            followed[nxt, active] = unbroken[active]
+    return out, followed
 
 
 def occluded(model: OmniMotion, ray: dict, frame: torch.Tensor, start: torch.Tensor, j: int,

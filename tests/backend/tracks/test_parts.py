@@ -253,7 +253,7 @@ def test_flow_refinement_follows_the_flow_where_it_agrees_with_the_model():
     for k, (f, x, y) in enumerate(queries):
         model[int(f), k] = (x, y)
     model[8:, 2, 0] += 20.0                                  # the model has query 2 elsewhere from frame 8 on
-    refined = query.refine_with_flow(store, queries, model, tolerance_px=4.0)
+    refined, followed = query.refine_with_flow(store, queries, model, tolerance_px=4.0)
     np.testing.assert_allclose(refined[:4, 0], truth[:4, 0], atol=1e-4)
     np.testing.assert_allclose(refined[:, 1], truth[:, 1], atol=1e-4)       # both ways from frame 6
     # frame 3 -> 4 failed the check: the model's position at frame 4, and the chain goes on from there
@@ -263,3 +263,9 @@ def test_flow_refinement_follows_the_flow_where_it_agrees_with_the_model():
     np.testing.assert_allclose(refined[8, 2], model[8, 2], atol=1e-4)
     np.testing.assert_allclose(refined[8:, 2, 0], model[8:, 2, 0], atol=1e-4)     # and goes on from there
     np.testing.assert_allclose(refined[1:3, 2], truth[1:3, 2], atol=1e-4)
+    # followed by the flow alone since the query frame: query 0 up to frame 3 (the step to 4 failed), query 1
+    # on every frame but its own (backwards from 6 the flow passes its check everywhere), query 2 up to frame 3
+    t = np.arange(store.frames)
+    np.testing.assert_array_equal(followed[:, 0], (t >= 1) & (t <= 3))
+    np.testing.assert_array_equal(followed[:, 1], t != 6)
+    np.testing.assert_array_equal(followed[:, 2], (t >= 1) & (t <= 3))

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..flow_store import FlowStore
+from .geometry import read_motion_masks
 
 from .model import OmniMotion
 
@@ -121,8 +122,6 @@ def job_flow(model: OmniMotion) -> FlowStore | None:
 def query_on_motion_masks(model: OmniMotion, queries: np.ndarray) -> np.ndarray | None:
     """(N,) bool: the query pixel lies on the motion masks of its frame (masks/motion of `model.job_dir`), or
     None where the job has none."""
-    from .geometry import read_motion_masks
-
     job = getattr(model, "job_dir", None)
     masks = read_motion_masks(Path(job), model.config.frames) if job is not None else None
     if masks is None or masks.shape[1:] != (model.geometry.height, model.geometry.width):

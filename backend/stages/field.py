@@ -75,7 +75,7 @@ STAGE = Stage(
     # 2: the lifted scene-flow prior and the dynamic field on the movers' box (backend/field/, docs/field.md)
     # 3: fused Adam, the scene-flow prior weighted by the optical flow's forward-backward residual, and the point
     #    caches' velocities taken over the dynamic weight only: training and outputs changed, old jobs train again
-    # 4: the static planes no smaller than the 320-px preset on smaller images (quick shot +1.3 dB held out)
+    # 4: the static planes at least 3/4 of the 320-px preset's on smaller images (quick shot +1.2 dB held out)
     version=4,
     uses_torch=True,
     flow_gaps=(1,),

@@ -156,15 +156,17 @@ def test_rendered_flow_is_the_dynamic_fields_where_the_ray_meets_dynamic_density
     torch.testing.assert_close(r.flow_fw, c.expand(6, 3), atol=1e-5, rtol=1e-4)
 
 
-def test_plane_sizes_follow_the_image_but_the_static_ones_not_below_the_preset():
+def test_plane_sizes_follow_the_image_but_the_static_ones_not_below_three_quarters_of_the_preset():
     preset = PRESETS["preview"]["config"]
     at_320 = train_settings("preview", 1.0, 40, 320, 240).config
     assert at_320.static_resolutions == preset["static_resolutions"]
     assert at_320.dynamic_resolutions == preset["dynamic_resolutions"]
-    # a small shot keeps the static planes of the preset (the whole scene, seen from new cameras: session 9 measured
-    # 1.3 dB lost in held-out views at half the cells) while the dynamic ones, over the movers' region, shrink
+    # a small shot keeps 3/4 of the preset's static planes (the whole scene, seen from new cameras: session 9
+    # measured 1.2 dB lost in held-out views at half the cells) while the dynamic ones, over the movers' region,
+    # shrink to half
     small = train_settings("preview", 1.0, 24, 160, 120).config
-    assert small.static_resolutions == preset["static_resolutions"]
+    assert small.static_resolutions == tuple(3 * r // 4 for r in preset["static_resolutions"])
+    assert train_settings("preview", 1.0, 24, 80, 60).config.static_resolutions == small.static_resolutions
     assert small.dynamic_resolutions == tuple(r // 2 for r in preset["dynamic_resolutions"])
     big = train_settings("preview", 1.0, 100, 960, 540).config
     assert big.static_resolutions == tuple(3 * r for r in preset["static_resolutions"])

@@ -44,17 +44,25 @@ def depth_at(depth: torch.Tensor, frame: torch.Tensor, xy: torch.Tensor) -> tupl
     Returns the bilinearly read depth (B,) and whether it is usable (B,) bool: inside the image, the four
     neighbours known and agreeing within EDGE_TOLERANCE."""
     _, h, w = depth.shape
-    x, y = xy[:, 0] - 0.5, xy[:, 1] - 0.5
-    x0, y0 = torch.floor(x), torch.floor(y)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    x0, y0 = torch.floor(xy[:, 0] - 0.5), torch.floor(xy[:, 1] - 0.5)
     inside = (x0 >= 0) & (y0 >= 0) & (x0 + 1 <= w - 1) & (y0 + 1 <= h - 1)
-    xi, yi = x0.long().clamp(0, w - 2), y0.long().clamp(0, h - 2)
-    corners = torch.stack([depth[frame, yi, xi], depth[frame, yi, xi + 1],
-                           depth[frame, yi + 1, xi], depth[frame, yi + 1, xi + 1]], 1)       # (B, 4)
-    weights = torch.cat([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
+    corners, weights = _corners(depth, frame, xy[:, 0] - 0.5, xy[:, 1] - 0.5)       # (B, 4) each
     lo, hi = corners.amin(1), corners.amax(1)
     ok = inside & (lo > 0) & (hi <= lo * (1 + EDGE_TOLERANCE))
     return (weights * corners).sum(1), ok
+
+
+def _corners(image: torch.Tensor, frame: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The four pixels of image (F, H, W, ...) around positions x, y (B,) in pixel-index coordinates (centres
+    at integers), (B, 4, ...), and their bilinear weights (B, 4); positions beyond the outer pixel centres
+    take the border cell's corners."""
+    _, h, w = image.shape[:3]
+    x0, y0 = torch.floor(x).clamp(0, w - 2), torch.floor(y).clamp(0, h - 2)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    xi, yi = x0.long(), y0.long()
+    corners = torch.stack([image[frame, yi, xi], image[frame, yi, xi + 1],
+                           image[frame, yi + 1, xi], image[frame, yi + 1, xi + 1]], 1)
+    return corners, torch.cat([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
 
 
 def lifted_scene_flow(depth: torch.Tensor, K: torch.Tensor, world_from_camera: torch.Tensor, frame: torch.Tensor,
@@ -86,13 +94,8 @@ def bilinear(image: torch.Tensor, frame: torch.Tensor, xy: torch.Tensor) -> torc
     """image (F, H, W, C), frame (B,) long, xy (B, 2) pixel coordinates (centres at i + 0.5) -> (B, C), read
     bilinearly with the border repeated."""
     _, h, w, _ = image.shape
-    x = (xy[:, 0] - 0.5).clamp(0, w - 1)
-    y = (xy[:, 1] - 0.5).clamp(0, h - 1)
-    x0, y0 = torch.floor(x).clamp(max=w - 2), torch.floor(y).clamp(max=h - 2)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    xi, yi = x0.long(), y0.long()
-    return (image[frame, yi, xi] * (1 - fx) * (1 - fy) + image[frame, yi, xi + 1] * fx * (1 - fy)
-            + image[frame, yi + 1, xi] * (1 - fx) * fy + image[frame, yi + 1, xi + 1] * fx * fy)
+    corners, weights = _corners(image, frame, (xy[:, 0] - 0.5).clamp(0, w - 1), (xy[:, 1] - 0.5).clamp(0, h - 1))
+    return (weights[..., None] * corners).sum(1)
 
 
 def flow_confidence(reverse_flow: torch.Tensor, frame: torch.Tensor, xy: torch.Tensor, flow: torch.Tensor, step: int,

@@ -87,9 +87,10 @@ def run(ctx) -> dict[str, str]:
     if extra_queries is not None:
         queries = np.concatenate([queries, extra_queries])
     model.job_dir = ctx.path          # its gap-1 flow refines the tracks, as `shotfield track` does later
-    xy, visible, world = query.track(model, queries, ctx.device)
+    flow = query.job_flow(model)
+    xy, visible, world = query.track(model, queries, ctx.device, flow)
     info = {"solved_cameras": geo.solved, "depth": depth_source, "training": figures,
-            "refined_with_flow": query.job_flow(model) is not None,
+            "refined_with_flow": flow is not None,
             "grid_points": int(len(queries) - (0 if extra_queries is None else len(extra_queries))),
             "query_points": 0 if extra_queries is None else int(len(extra_queries))}
     out = ctx.path / "tracks"

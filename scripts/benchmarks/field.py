@@ -12,6 +12,14 @@ cameras need no alignment. Metrics:
   per frame) against gt/flow.npz `scene_flow` at the pixels the points came from, as a percentage of the
   mean ground-truth motion there;
 - the field stage's own seconds (training + point caches) and the process's wall time and peak memory.
+
+With SHOTFIELD_BENCH_FIELD_CHAIN=1 in the environment the job is the real chain instead: Shotfield's own solve
+and depth stages, so the field and the peer both work from the estimated cameras and depth, as an artist's
+shot would. Against the ground-truth-camera job the peer warps with exact depth, and at held-out cameras
+that share a training frame's time it is then close to an oracle (docs/field.md); the chain is the
+comparison a user meets. The held-out cameras are carried into the solve's world by the similarity that
+maps its cameras onto the ground truth's (`scripts/benchmarks/solve_metrics.joint_sim3`, centres and
+orientations); rendered depth and scene flow are carried back to the ground truth's scale by the same map.
 """
 from __future__ import annotations
 
@@ -19,20 +27,23 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from backend.job import Job
+from backend.metrics.camera import Sim3
 from backend.metrics.image import psnr, ssim
-from exporters.cameras_json import read_cameras, write_cameras
+from exporters.cameras_json import Cameras, read_cameras, write_cameras
 from exporters.exr import read_depth_exr, write_depth_exr
 from exporters.point_cache_ply import read_point_frame
 
 from .records import Record, StageBenchmark
 from .runs import Context, log, run_measured, shotfield_command, tail
 from .shots import Shot
+from .solve_metrics import joint_sim3
 
 PEERS = {"depth-warp-nearest": "the nearest input frame forward-warped to the held-out camera with its depth "
                                 "(z-buffered splats, holes filled by OpenCV Telea inpainting)"}
@@ -40,6 +51,9 @@ PEERS = {"depth-warp-nearest": "the nearest input frame forward-warped to the he
 #: for a quick look on a loaded machine (the bars are judged at 1).
 EFFORT = float(os.environ.get("SHOTFIELD_FIELD_EFFORT", "1"))
 BARS = {"psnr": 28.0, "psnr_moving": 24.0, "margin_db": 3.0, "epe_pct": 10.0, "train_s": 600.0}
+#: the real chain (Shotfield's solve and depth) instead of the ground-truth-camera job; see the docstring
+CHAIN = os.environ.get("SHOTFIELD_BENCH_FIELD_CHAIN") == "1"
+IDENTITY = Sim3(1.0, np.eye(3), np.zeros(3))
 
 
 # --- the ground-truth-camera job ----------------------------------------------------------------------------
@@ -60,6 +74,33 @@ def ground_truth_camera_job(shot: Shot, job: Path, ctx: Context) -> None:
         for name in ("solve", "depth"):
             handle.stage(name).update(status="done", key="ground-truth", error=None, seconds=0.0, device="cpu")
         handle.save()
+
+
+def real_chain_job(shot: Shot, job: Path, ctx: Context) -> None:
+    """ingest, flow, solve and depth, all by Shotfield."""
+    cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", "ingest,flow,solve,depth",
+           "--long-side", str(shot.long_side), "--quality", ctx.quality, "--no-progress"]
+    run = run_measured(cmd, job.parent / "prepare.log")
+    if run.returncode != 0:
+        raise RuntimeError(f"the chain up to depth failed: {tail(run.log, 1)}")
+
+
+def solve_to_truth(shot: Shot, job: Path) -> Sim3:
+    """The similarity ground truth ≈ s · A · solve + t over the frames the solve registered."""
+    truth = {f.index: f.world_from_camera for f in read_cameras(shot.gt / "cameras.json").frames}
+    solved = [f for f in read_cameras(job / "camera" / "cameras.json").frames if f.index in truth]
+    return joint_sim3(np.stack([f.world_from_camera for f in solved]), np.stack([truth[f.index] for f in solved]))
+
+
+def cameras_in_solve(cameras: Cameras, sim: Sim3) -> Cameras:
+    """Ground-truth-world cameras carried into the solve's world (the inverse of `sim`); intrinsics unchanged."""
+    frames = []
+    for f in cameras.frames:
+        pose = np.eye(4)
+        pose[:3, :3] = sim.rotation.T @ f.world_from_camera[:3, :3]
+        pose[:3, 3] = sim.rotation.T @ (f.world_from_camera[:3, 3] - sim.translation) / sim.scale
+        frames.append(replace(f, world_from_camera=pose))
+    return replace(cameras, frames=frames)
 
 
 # --- the peer -------------------------------------------------------------------------------------------------
@@ -91,16 +132,21 @@ def depth_warp(rgb: np.ndarray, depth: np.ndarray, K_src: np.ndarray, T_src: np.
     return filled, out_depth
 
 
-def peer_views(shot: Shot, job: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
-    cams, frames = read_cameras(shot.gt / "heldout" / "cameras.json"), read_cameras(job / "camera" / "cameras.json")
+def peer_views(shot: Shot, job: Path, sim: Sim3 = IDENTITY) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+    """The nearest frame warped with the job's depth to each held-out camera (carried into the job's world by
+    `sim`); depth returned in the ground truth's scale."""
+    cams = cameras_in_solve(read_cameras(shot.gt / "heldout" / "cameras.json"), sim)
+    frames = {f.index: f for f in read_cameras(job / "camera" / "cameras.json").frames}
     start = time.perf_counter()
     views = []
     for f in cams.frames:
-        n = int(np.clip(round(f.time if f.time is not None else f.index), 0, len(frames.frames) - 1))
+        wanted = f.time if f.time is not None else f.index
+        n = min(frames, key=lambda i: abs(i - wanted))     # the nearest frame the job has a camera for
         rgb = cv2.cvtColor(cv2.imread(str(job / "frames" / f"{n:05d}.png")), cv2.COLOR_BGR2RGB)
         depth = read_depth_exr(job / "depth" / f"{n:05d}.exr")
-        src = frames.frames[n]
-        views.append(depth_warp(rgb, depth, src.K, src.world_from_camera, f.K, f.world_from_camera, cams.width, cams.height))
+        src = frames[n]
+        image, warped = depth_warp(rgb, depth, src.K, src.world_from_camera, f.K, f.world_from_camera, cams.width, cams.height)
+        views.append((image, warped * sim.scale))
     return views, time.perf_counter() - start
 
 
@@ -125,8 +171,9 @@ def score_views(shot: Shot, views: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     return out
 
 
-def scene_flow_epe(shot: Shot, job: Path) -> dict:
-    """Point-cache velocities against the GT scene flow at the points' pixels on the moving objects."""
+def scene_flow_epe(shot: Shot, job: Path, sim: Sim3 = IDENTITY) -> dict:
+    """Point-cache velocities (carried to the ground truth's world by `sim`) against the GT scene flow at the
+    points' pixels on the moving objects."""
     with np.load(shot.gt / "flow.npz") as gt:
         sf = gt["scene_flow"]
     cams = read_cameras(job / "camera" / "cameras.json")
@@ -140,7 +187,8 @@ def scene_flow_epe(shot: Shot, job: Path) -> dict:
         ids = cv2.imread(str(shot.gt / "object_index" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED)
         h, w = ids.shape
         inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-        u, v, vel = u[inside], v[inside], frame.velocities[inside]
+        u, v = u[inside], v[inside]
+        vel = sim.scale * frame.velocities[inside].astype(np.float64) @ sim.rotation.T
         moving = ids[v, u] > 0
         truth = sf[t][v[moving], u[moving]]
         errors.append(np.linalg.norm(vel[moving] - truth, axis=1))
@@ -151,9 +199,10 @@ def scene_flow_epe(shot: Shot, job: Path) -> dict:
     return {"sf_epe": float(e.mean()), "sf_motion": float(m.mean()), "sf_epe_pct": float(100 * e.mean() / max(m.mean(), 1e-9))}
 
 
-def read_views(folder: Path, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def read_views(folder: Path, count: int, scale: float = 1.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rendered views and their depth, the depth multiplied by `scale` (the solve's world to the truth's)."""
     return [(cv2.cvtColor(cv2.imread(str(folder / f"{k:05d}.png")), cv2.COLOR_BGR2RGB),
-             read_depth_exr(folder / f"{k:05d}.depth.exr")) for k in range(count)]
+             read_depth_exr(folder / f"{k:05d}.depth.exr") * scale) for k in range(count)]
 
 
 def bench_field(ctx: Context, shot: Shot) -> list[Record]:
@@ -164,10 +213,13 @@ def bench_field(ctx: Context, shot: Shot) -> list[Record]:
     ours = Record("field", shot.name, f"shotfield ({ctx.quality})", "shotfield")
     peer = Record("field", shot.name, "depth-warp-nearest", "peer")
     heldout = read_cameras(shot.gt / "heldout" / "cameras.json")
-    base = work / "gt-camera-job"
+    base = work / ("chain-job" if CHAIN else "gt-camera-job")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    ground_truth_camera_job(shot, base, ctx)
+    (real_chain_job if CHAIN else ground_truth_camera_job)(shot, base, ctx)
+    sim = solve_to_truth(shot, base) if CHAIN else IDENTITY
+    heldout_path = work / "heldout-cameras.json"
+    write_cameras(heldout_path, cameras_in_solve(heldout, sim))
     for rep in range(ctx.repeats):
         job = work / "job"
         shutil.rmtree(job, ignore_errors=True)
@@ -182,7 +234,7 @@ def bench_field(ctx: Context, shot: Shot) -> list[Record]:
             log(f"  shotfield failed: {tail(run.log)}")
             break
         stage = json.loads((job / "job.json").read_text())["stages"]["field"]
-        render = run_measured([*shotfield_command(), "render", str(job), "--cameras", str(shot.gt / "heldout" / "cameras.json"),
+        render = run_measured([*shotfield_command(), "render", str(job), "--cameras", str(heldout_path),
                                "--out", str(work / "heldout")] + (["--device", ctx.device] if ctx.device else []),
                               work / "render.log")
         if render.returncode != 0:
@@ -192,11 +244,13 @@ def bench_field(ctx: Context, shot: Shot) -> list[Record]:
         ours.peak_mb.append(run.peak_mb)
         ours.compute_s.append(stage.get("seconds"))
         field = json.loads((job / "field" / "field.json").read_text())
-        ours.metrics = {**score_views(shot, read_views(work / "heldout", len(heldout.frames))), **scene_flow_epe(shot, job),
+        ours.metrics = {**score_views(shot, read_views(work / "heldout", len(heldout.frames), sim.scale)),
+                        **scene_flow_epe(shot, job, sim),
                         "train_s": field.get("train_seconds"), "stage_s": stage.get("seconds"),
                         "render_s_per_view": render.wall_s / max(len(heldout.frames), 1)}
-        ours.details = {"command": cmd, "effort": EFFORT, "steps": field.get("steps"), "config": field.get("config"), "points": field.get("points")}
-        views, seconds = peer_views(shot, job)
+        ours.details = {"command": cmd, "effort": EFFORT, "chain": CHAIN, "solve_to_truth_scale": sim.scale,
+                        "steps": field.get("steps"), "config": field.get("config"), "points": field.get("points")}
+        views, seconds = peer_views(shot, job, sim)
         peer.compute_s.append(seconds)
         peer.metrics = score_views(shot, views)
         log(f"  field/{shot.name}: repeat {rep + 1}/{ctx.repeats} done")

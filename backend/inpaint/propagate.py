@@ -23,7 +23,7 @@ from .change import change_masks
 from .geometry import project, unproject
 from .masks import clean, disk, keep_nearest
 from .snap import propagate_snapped
-from .track import follow
+from .track import follow, matte_edge
 
 STATIC_SHARE = 0.5      # a drawn part is "moving" when at least this share of it is in the motion mask
 DEPTH_TOLERANCE = 0.05  # a reprojected static point is visible when its depth <= the frame's depth * (1 + this)
@@ -67,6 +67,11 @@ def propagate_moving(drawn: dict[int, np.ndarray], rgb: np.ndarray, motion: np.n
                 again, _ = run(j, other[j], step, [-v for v in reversed(other_samples[:VELOCITY_PRIOR])])
                 passes[step] = {f: m for f, m in again.items() if (f - k) * step > 0}
         keep_nearest(best, distance, k, {k: mask, **passes[1], **passes[-1]})
+    # The edge pixels a cut left out, decided once on the masks kept (not inside the passes: a fuller view
+    # that restarts a pass, and the outlines, stay what the cuts found). Never beyond where things may move.
+    for t in range(frames):
+        if t not in drawn and best[t].any():
+            best[t] = matte_edge(np.ascontiguousarray(rgb[t][..., ::-1]), best[t], moving[t])
     return best
 
 

@@ -9,6 +9,7 @@ One module per step; `backend/stages/depth.py` orchestrates:
     objects.py      which pixels of the solve's (generous) motion masks really move
     prior.py        the depth the network starts from: holes filled, moving objects on the ground they touch,
                     occlusion edges snapped to the colour edges
+    ground.py       the static scene's ground plane, which the ground-contact cue reads
     rigid.py        moving objects' depth consistent over time: identities, depth ratios from their own motion
     self_calibration.py  the focal length from the flow's epipolar geometry (learned-camera mode)
     networks.py     the depth network (U-Net, disparity) and the motion network (ego-motion, intrinsics,

@@ -118,8 +118,10 @@ STAGE = Stage(
     # 4: the objects' outline refined by GrabCut (objects.refine_outline): the depth maps change;
     # 5: the object motion measured from depth, flow and cameras (scene_flow.py): the motion maps change;
     # 6: the prior's occlusion edges snapped to the colour edges (prior.snap_to_edges): the depth maps change;
-    # 7: one depth per connected part of an object (train._flat_parts): the depth maps change
-    version=7,
+    # 7: one depth per connected part of an object (train._flat_parts): the depth maps change;
+    # 8: the contact cue reads the ground plane (ground.py), a part holding two motions at two depths is
+    # flattened in two (train.SPLIT_MOTIONS): the depth maps change
+    version=8,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

@@ -61,3 +61,30 @@ def test_each_part_of_an_object_takes_its_median():
     for t, sl in ((0, np.s_[2:6, 2:6]), (0, np.s_[10:15, 20:25]), (1, np.s_[5:9, 5:12])):
         assert np.all(out[t][sl] == np.median(log_depth[t][sl]))
     assert np.array_equal(out[labels == 0], log_depth[labels == 0])
+
+
+def test_a_part_with_two_motions_at_two_depths_is_flattened_in_two():
+    """train._flat_parts with the shot's flows (SPLIT_MOTIONS): an identity leaked onto another object keeps
+    one median per motion; a part whose two motions share one depth (a rolling ball) keeps one median."""
+    from backend.depth.shot import Pair, ShotInputs
+
+    h, w = 30, 40
+    rng = np.random.default_rng(2)
+    labels = np.zeros((2, h, w), np.int32)
+    labels[0, 5:25, 5:35] = 4                            # one connected part of one identity
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[:, :20] = (-2.0, 0.5)                           # left: the crate's motion
+    flow[:, 20:] = (3.0, 1.0)                            # right: the ball's
+    flow += rng.normal(0, 0.1, flow.shape).astype(np.float32)
+    pairs = [Pair(0, 1, flow, np.ones((h, w), bool)), Pair(1, 0, -flow, np.ones((h, w), bool))]
+    shot = ShotInputs(np.zeros((2, h, w, 3), np.float32), labels > 0, pairs)
+    log_depth = rng.normal(2.0, 0.02, (2, h, w)).astype(np.float32)
+    log_depth[0, :, 20:] -= 0.3                          # the ball nearer
+    out = _flat_parts(log_depth, labels, shot)
+    left, right = np.s_[5:25, 5:20], np.s_[5:25, 20:35]
+    assert np.all(out[0][left] == np.median(log_depth[0][left]))
+    assert np.all(out[0][right] == np.median(log_depth[0][right]))
+    same = log_depth.copy()
+    same[0, :, 20:] += 0.3                               # both motions at one depth: one median
+    out = _flat_parts(same, labels, shot)
+    assert np.all(out[0][labels[0] == 4] == np.median(same[0][labels[0] == 4]))

@@ -128,8 +128,9 @@ STAGE = Stage(
     # planes 32 cells a side, acceleration weight 5, 2,000 preview iterations (docs/tracks.md, session 8);
     # 4: tracks refined with the gap-1 flow where it agrees with the model (query.refine_with_flow, session 9),
     # with a depth-guide fill for the moving objects that 5 takes out again (no gain on the default shot);
-    # 6: on the motion masks, points the flow followed without a break since the query count as visible
-    version=6,
+    # 6: on the motion masks, points the flow followed without a break since the query count as visible;
+    # 7: queries on the moving objects carried by their object's rigid 3D motion (rigid.py, session 10)
+    version=7,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

@@ -84,7 +84,7 @@ def test_tracks_of_the_ground_truth_queries_beat_standing_still(tracked, test_sh
 def test_the_flow_refinement_sharpens_the_models_tracks(tracked, test_shot):
     """`shotfield track` refines the model's tracks with the job's gap-1 flow (query.refine_with_flow): the same
     model without it (no job folder to read flow from) tracks less precisely, the moving objects above all."""
-    job, tracks = tracked
+    job, _ = tracked
     import torch
 
     from backend.tracks import query
@@ -94,10 +94,12 @@ def test_the_flow_refinement_sharpens_the_models_tracks(tracked, test_shot):
     model, info = load_checkpoint(job / "tracks" / "model.pt")
     assert info["refined_with_flow"] and query.job_flow(model) is not None
     gt = test_shot.tracks()
+    # the refinement alone (the rigid motion of the moving objects has a test of its own, below)
+    tracks = tracks_npz.Tracks(gt["queries"], *query.track(model, gt["queries"], "cpu", rigid_motion=False))
+    on_masks = query.query_on_motion_masks(model, gt["queries"])
     model.job_dir = None
     xy, visible, _ = query.track(model, gt["queries"], "cpu")
     assert np.all(tracks.visible >= visible)        # the refinement never hides a point; it shows some on the masks
-    on_masks = query.query_on_motion_masks(load_checkpoint(job / "tracks" / "model.pt")[0], gt["queries"])
     np.testing.assert_array_equal(visible[:, ~on_masks], tracks.visible[:, ~on_masks])
     seen = gt["visible"].copy()
     seen[gt["queries"][:, 0].astype(int), np.arange(len(gt["queries"]))] = False
@@ -111,6 +113,42 @@ def test_the_flow_refinement_sharpens_the_models_tracks(tracked, test_shot):
     assert within_1px(tracks.xy, moving) > within_1px(xy, moving) + 0.05
     assert within_1px(tracks.xy, static) >= within_1px(xy, static) - 0.01
     assert score(test_shot, tracks.xy, tracks.visible).delta_avg > score(test_shot, xy, visible).delta_avg + 0.01
+
+
+def test_rigid_motion_carries_the_points_on_the_moving_objects(tracked, test_shot):
+    """`shotfield track` carries queries on the moving objects by their object's rigid 3D motion (rigid.py)
+    before the flow refinement: on the test shot's ball and crate that tracks far better than the refined
+    model alone, the static scene's queries are left as they were, and the points come out visible where the
+    objects are seen."""
+    job, tracks = tracked
+    import torch
+
+    from backend.tracks import query
+    from backend.tracks.model import load_checkpoint
+
+    torch.set_num_threads(1)
+    model, _ = load_checkpoint(job / "tracks" / "model.pt")
+    gt = test_shot.tracks()
+    xy, visible, _ = query.track(model, gt["queries"], "cpu", rigid_motion=False)
+    moving = gt["query_object"] > 0
+    static = ~moving
+    width, height = test_shot.size
+
+    def on(sel, points, vis):
+        return tapvid_metrics(gt["queries"][sel], gt["xy"][:, sel], gt["visible"][:, sel], points[:, sel],
+                              vis[:, sel], width, height)
+
+    rigid, model_only = on(moving, tracks.xy, tracks.visible), on(moving, xy, visible)
+    # measured at this effort, two runs: <δavg 0.447 -> 0.519, AJ 0.318 -> 0.366, OA 0.665 -> 0.805, median
+    # error where visible 2.42 -> 1.79 px; the other run 2.32 -> 1.79 px, AJ and <δavg both +0.05 or more
+    assert rigid.delta_avg > model_only.delta_avg + 0.04 and rigid.aj > model_only.aj + 0.025, (rigid, model_only)
+    assert rigid.oa > model_only.oa + 0.08, (rigid, model_only)
+    err = np.linalg.norm(tracks.xy - gt["xy"], axis=-1)
+    seen = gt["visible"] & moving[None]
+    assert np.median(err[seen]) < 0.9 * np.median(np.linalg.norm(xy - gt["xy"], axis=-1)[seen])
+    # the static scene's queries keep their tracks (measured: 118 of 120; two lie on an object's edge)
+    same = np.all(np.abs(tracks.xy - xy) < 1e-4, axis=(0, 2)) & np.all(tracks.visible == visible, axis=0)
+    assert same[static].mean() > 0.95
 
 
 def test_world_positions_project_to_the_tracks(tracked, test_shot):

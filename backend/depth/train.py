@@ -39,8 +39,8 @@ from scipy import ndimage
 from ..device import one_cpu_thread
 from . import geometry as G
 from . import losses as L
-from .networks import DepthNet, MotionNet
 from .ground import fit_ground, ground_log_depth, snap_to_ground
+from .networks import DepthNet, MotionNet
 from .objects import object_pixels, refine_outline, release_static_border
 from .prior import contact_fill, fill_log_depth, snap_to_edges
 from .rigid import consistent_depth, object_labels
@@ -205,13 +205,14 @@ class _Cameras(torch.nn.Module):
 def static_prior(shot: ShotInputs, report: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(triangulated depth, its confidence, prior log depth), each (F, H, W), with solved cameras.
 
-    The static pixels are triangulated (triangulate.py); the pixels of the motion masks that the cameras
-    and that depth explain (objects.object_pixels) are triangulated again and keep their own depth
-    (TIGHTEN_MASKS); the rest is filled (prior.fill_log_depth) and the masks' regions take the ground-contact
-    depth (prior.contact_fill) from the static pixels below them. With RIGID_OBJECTS the objects' depths
-    are then made consistent over time by their own motion (rigid.py); `report` receives its per-object
-    summary. Each connected part of an object then takes one depth (FLAT_OBJECTS), and the occlusion edges
-    of the whole map are moved to the colour edges (SNAP_EDGES, prior.snap_to_edges)."""
+    The static pixels are triangulated (triangulate.py); the pixels of the motion masks that the cameras and that
+    depth explain (objects.object_pixels) are triangulated again and keep their own depth (TIGHTEN_MASKS); the rest
+    is filled (prior.fill_log_depth) and the masks' regions take the ground-contact depth (prior.contact_fill) from
+    the static pixels below them, read on the scene's ground plane where they are ground (GROUND_CONTACT,
+    ground.py). With RIGID_OBJECTS the objects' depths are then made consistent over time by their own motion
+    (rigid.py); `report` receives its per-object summary. Each connected part of an object then takes one depth
+    (FLAT_OBJECTS; two where it holds two motions at two depths, SPLIT_MOTIONS), and the occlusion edges of the
+    whole map are moved to the colour edges (SNAP_EDGES, prior.snap_to_edges)."""
     depth, conf = triangulate_shot(shot)
     tight = shot.moving
     if TIGHTEN_MASKS and shot.moving.any():

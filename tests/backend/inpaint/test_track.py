@@ -304,3 +304,33 @@ def test_amodal_takes_the_hull_of_a_mask_in_parts_unless_it_is_far_larger():
     apart = np.zeros_like(disc)
     apart[5:9, 5:9] = apart[50:54, 50:54] = True  # two specks far apart: their hull is no object's outline
     assert (track.amodal(apart) == apart).all()
+
+
+def test_a_grabcut_cut_on_one_alignment_round_counts_for_the_pass(shot, monkeypatch):
+    """GrabCut is made to cut only on the first round of each frame (later rounds, on a shifted outline, find
+    nothing): the pass must still know that GrabCut separates this object's colours (the colour pick of the
+    motion band, not the change evidence) on the frames after one it cut."""
+    store, frames, visible, motion, depth, K, poses = shot
+    evidence = change.change_masks(frames, depth, K, poses)
+    real_refine, real_cut = track.refine, track._cut
+    rounds, told = {}, []
+
+    def refine(bgr, template, motion_, model):
+        rounds[id(bgr)] = rounds.get(id(bgr), 0) + 1
+        return real_refine(bgr, template, motion_, model) if rounds[id(bgr)] == 1 else np.zeros_like(template)
+
+    def cut(bgr, predicted, motion_, evidence_, model, colours_separate, min_area):
+        out = real_cut(bgr, predicted, motion_, evidence_, model, colours_separate, min_area)
+        told.append((id(bgr), colours_separate, out[1]))
+        return out
+
+    monkeypatch.setattr(track, "refine", refine)
+    monkeypatch.setattr(track, "_cut", cut)
+    track.follow(frames, store, motion | evidence, evidence, depth, K, poses, 2, visible[2], 1, 10)
+    frames_seen = list(dict.fromkeys(f for f, _, _ in told))
+    first = {f: next(r for r in told if r[0] == f) for f in frames_seen}
+    realigned = [f for f in frames_seen if sum(r[0] == f for r in told) > 1 and first[f][2]]
+    assert realigned, "some frame must be cut on its first round and re-cut after an alignment"
+    for f, nxt in zip(frames_seen, frames_seen[1:]):
+        if first[f][2]:
+            assert first[nxt][1], "a GrabCut cut on an earlier round was forgotten"

@@ -38,6 +38,11 @@ from scipy.spatial.transform import Rotation
 from .geometry import unproject
 
 RESIDUAL_PX = 0.75        # gap-1 flow this far off the static scene's prediction: the pixel moves on its own
+LONG_GAP = 4              # ... or the flow of this gap off it by RESIDUAL_LONG of the long side: a slow object
+RESIDUAL_LONG = 1 / 64    # (under a pixel a frame on a small frame) is told from the flow's noise over a few
+                          # frames, where its own motion adds up and the noise does not (quick test shot's box:
+                          # 0.65 px off at gap 1, 2.3 px at gap 4; the static scene 0.45 / 0.9 px, medians)
+STILL_PX = 0.4            # a part's motion counts as the static scene's within this (median, pixels, gap 1)
 MIN_PIXELS = 24           # smallest object part (pixels) worth a rigid fit
 RANSAC_PX = 1.0           # PnP inlier threshold (reprojection, pixels)
 RANSAC_ITERATIONS = 100
@@ -65,10 +70,14 @@ def static_flow(K: np.ndarray, pose: np.ndarray, pix: np.ndarray, depth: np.ndar
 
 
 def object_pixels(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(F, H, W) bool: on the motion masks and moving on its own by the gap-1 flow (forwards or backwards,
-    where the flow passes its check), against the static scene the cameras and the depth guide predict."""
+    """(F, H, W) bool: on the motion masks and moving on its own by the gap-1 or the LONG_GAP flow (forwards or
+    backwards, where the flow passes its check), against the static scene the cameras and the depth guide
+    predict."""
     F = store.frames
     out = np.zeros(masks.shape, bool)
+    tests = [(1, RESIDUAL_PX)]
+    if LONG_GAP in store.gaps:
+        tests.append((LONG_GAP, RESIDUAL_LONG * max(masks.shape[1:])))
     kernel = np.ones((3, 3), np.uint8)
     for t in range(F):
         ys, xs = np.nonzero(masks[t])
@@ -76,13 +85,14 @@ def object_pixels(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, mas
             continue
         pix = np.stack([xs, ys], 1).astype(np.float64) + 0.5
         moving = np.zeros(len(ys), bool)
-        for u in (t + 1, t - 1):
-            if not 0 <= u < F:
-                continue
-            flow, ok = (store.forward(t, 1), store.forward_valid(t, 1)) if u > t else \
-                (store.backward(u, 1), store.backward_valid(u, 1))
-            residual = np.linalg.norm(flow[ys, xs] - static_flow(K, pose, pix, guide[t][ys, xs], t, u), axis=-1)
-            moving |= ok[ys, xs].astype(bool) & (residual > RESIDUAL_PX)
+        for g, threshold in tests:
+            for u in (t + g, t - g):
+                if not 0 <= u < F:
+                    continue
+                flow, ok = (store.forward(t, g), store.forward_valid(t, g)) if u > t else \
+                    (store.backward(u, g), store.backward_valid(u, g))
+                residual = np.linalg.norm(flow[ys, xs] - static_flow(K, pose, pix, guide[t][ys, xs], t, u), axis=-1)
+                moving |= ok[ys, xs].astype(bool) & (residual > threshold)
         m = np.zeros(masks[t].shape, np.uint8)
         m[ys[moving], xs[moving]] = 1
         # an opening drops isolated flow errors; a closing fills the object's pixels that failed the check
@@ -144,7 +154,7 @@ def _first_fit(X, y, K, near: np.ndarray, static: np.ndarray):
         R, T, inl = fit
         Xi = X[left][inl]
         still = np.median(np.linalg.norm(_project(K, Xi @ R.T + T) - _project(K, _transform(static, Xi)), axis=1))
-        if near[left].any() and inl[near[left]].mean() >= 0.5 and still > RESIDUAL_PX:
+        if near[left].any() and inl[near[left]].mean() >= 0.5 and still > STILL_PX:
             full = np.linalg.norm(_project(K, X @ R.T + T) - y, axis=1) < RANSAC_PX
             return R, T, full
         left = left[~inl]
@@ -235,10 +245,16 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
                     fl, fok = store.backward(u, g), store.backward_valid(u, g)
                 use = inside & chain.regions[s_][iy, ix] & fok[iy, ix].astype(bool)
                 to = seen_at + _sample(fl, seen_at)
-                # where the flow lands off the object pixels of u, something else is seen there (an occluder)
+                # where the flow lands off the object pixels of u, something else is seen there (an occluder);
+                # unless next to nothing lands on them: an object that stops for a while (the quick test shot's
+                # box, frames 7-11) has no object pixels and hardly any motion masks, and there its own flow,
+                # the static scene's, is what carries it (the pose fit's checks still stand)
                 tx = np.clip(to[:, 0].astype(int), 0, W - 1)
                 ty = np.clip(to[:, 1].astype(int), 0, H - 1)
-                use &= pixels[u][ty, tx]
+                for landing in (pixels[u], masks[u]):
+                    if (use & landing[ty, tx]).sum() >= MIN_PIXELS // 2:
+                        use &= landing[ty, tx]
+                        break
                 if use.sum() < MIN_PIXELS // 2:
                     continue
                 obj.append(cloud[use])
@@ -291,6 +307,8 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
             ix, iy = landed[inside, 0].astype(int), landed[inside, 1].astype(int)
             landed_mask[iy, ix] = 1
             chain.regions[u] = cv2.dilate(landed_mask, grow).astype(bool) & pixels[u]
+            if chain.regions[u].sum() < MIN_PIXELS:     # stopped (above): the motion masks, what there is of them
+                chain.regions[u] = cv2.dilate(landed_mask, grow).astype(bool) & masks[u]
             chain.seen[u] = cv2.dilate(landed_mask, grow).astype(bool) & masks[u]
             chain.poses[u], chain.unbroken[u] = A, unbroken
             seen = chain.regions[u][iy, ix]

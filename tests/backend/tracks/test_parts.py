@@ -269,3 +269,51 @@ def test_flow_refinement_follows_the_flow_where_it_agrees_with_the_model():
     np.testing.assert_array_equal(followed[:, 0], (t >= 1) & (t <= 3))
     np.testing.assert_array_equal(followed[:, 1], t != 6)
     np.testing.assert_array_equal(followed[:, 2], (t >= 1) & (t <= 3))
+
+
+class SlowObjectStore:
+    """Flow of a still camera: the background's flow is noise of +-0.35 px that does not grow with the gap (as
+    DIS's errors), a 12 px square moves 0.4 px a frame to the right (a slow object on a small frame)."""
+
+    def __init__(self, frames=12, height=48, width=64):
+        self.gaps, self.frames, self.height, self.width = [1, 2, 4, 8], frames, height, width
+        self.object = np.zeros((height, width), bool)
+        self.object[18:30, 24:36] = True
+        ys, xs = np.mgrid[0:height, 0:width]
+        self.noise = np.where((xs + ys) % 2 == 0, 0.35, -0.35).astype(np.float32)
+
+    def _flow(self, gap, sign):
+        f = np.zeros((self.height, self.width, 2), np.float32)
+        f[..., 0] = np.where(self.object, sign * 0.4 * gap, self.noise)
+        f[..., 1] = self.noise
+        return f
+
+    def forward(self, t, gap):
+        return self._flow(gap, 1)
+
+    def backward(self, t, gap):
+        return self._flow(gap, -1)
+
+    def forward_valid(self, t, gap):
+        return np.ones((self.height, self.width), bool)
+
+    backward_valid = forward_valid
+
+
+def test_object_pixels_of_a_slow_object_are_found_by_the_long_gap(monkeypatch):
+    """A square moving 0.4 px a frame under a still camera, on motion masks 6 px wider all round: its gap-1
+    flow is under rigid.RESIDUAL_PX off the static scene, so only the gap-4 flow (1.6 px, against 1/64 of
+    the long side: 1 px) tells it from the background's noise; the background on the masks stays out."""
+    from backend.tracks import rigid
+    store = SlowObjectStore()
+    F, H, W = store.frames, store.height, store.width
+    K = np.broadcast_to(np.array([[60.0, 0, W / 2], [0, 60.0, H / 2], [0, 0, 1]]), (F, 3, 3)).copy()
+    pose = np.broadcast_to(np.eye(4), (F, 4, 4)).copy()
+    guide = np.full((F, H, W), 5.0, np.float32)
+    masks = np.zeros((F, H, W), bool)
+    masks[:, 12:36, 18:42] = True
+    found = rigid.object_pixels(store, K, pose, guide, masks)
+    assert found[:, store.object].mean() > 0.95
+    assert not found[:, ~store.object].any()
+    monkeypatch.setattr(rigid, "LONG_GAP", 3)          # a gap the store does not hold: gap 1 alone
+    assert not rigid.object_pixels(store, K, pose, guide, masks).any()

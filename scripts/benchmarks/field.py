@@ -57,13 +57,18 @@ IDENTITY = Sim3(1.0, np.eye(3), np.zeros(3))
 
 
 # --- the ground-truth-camera job ----------------------------------------------------------------------------
-def ground_truth_camera_job(shot: Shot, job: Path, ctx: Context) -> None:
-    """ingest + flow by Shotfield, then the shot's cameras, depth and motion masks marked as solve and depth."""
-    cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", "ingest,flow",
+def run_stages(shot: Shot, job: Path, ctx: Context, stages: str) -> None:
+    """`shotfield run` of the shot's footage into `job` for these stages; raises with the log's end if it fails."""
+    cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", stages,
            "--long-side", str(shot.long_side), "--quality", ctx.quality, "--no-progress"]
     run = run_measured(cmd, job.parent / "prepare.log")
     if run.returncode != 0:
-        raise RuntimeError(f"ingest/flow failed: {tail(run.log, 1)}")
+        raise RuntimeError(f"stages {stages} failed: {tail(run.log, 1)}")
+
+
+def ground_truth_camera_job(shot: Shot, job: Path, ctx: Context) -> None:
+    """ingest + flow by Shotfield, then the shot's cameras, depth and motion masks marked as solve and depth."""
+    run_stages(shot, job, ctx, "ingest,flow")
     write_cameras(job / "camera" / "cameras.json", read_cameras(shot.gt / "cameras.json"))
     (job / "masks" / "motion").mkdir(parents=True, exist_ok=True)
     for path in sorted((shot.gt / "depth").glob("*.exr")):
@@ -78,11 +83,7 @@ def ground_truth_camera_job(shot: Shot, job: Path, ctx: Context) -> None:
 
 def real_chain_job(shot: Shot, job: Path, ctx: Context) -> None:
     """ingest, flow, solve and depth, all by Shotfield."""
-    cmd = [*shotfield_command(), "run", str(shot.footage), "--job", str(job), "--stages", "ingest,flow,solve,depth",
-           "--long-side", str(shot.long_side), "--quality", ctx.quality, "--no-progress"]
-    run = run_measured(cmd, job.parent / "prepare.log")
-    if run.returncode != 0:
-        raise RuntimeError(f"the chain up to depth failed: {tail(run.log, 1)}")
+    run_stages(shot, job, ctx, "ingest,flow,solve,depth")
 
 
 def solve_to_truth(shot: Shot, job: Path) -> Sim3:

@@ -7,8 +7,9 @@ sessions 7-9). A rigid object's points all move by one rotation + translation, w
 correspondences pin down. For queries on a moving object:
 
 1. the object pixels: the solve's motion masks (masks/motion) where the gap-1 flow differs by more than
-   RESIDUAL_PX from the flow the solved cameras predict for a static scene at the depth guide's depth (the
-   masks cover much of the background around an object too: precision ~0.4-0.5 on the test shots);
+   RESIDUAL_PX, or the gap-4 flow by more than RESIDUAL_LONG of the long side (a slow object), from the flow
+   the solved cameras predict for a static scene at the depth guide's depth (the masks cover much of the
+   background around an object too: precision ~0.4-0.5 on the test shots);
 2. at the query frame, the query's part of those pixels, and of the part the pixels that move like the ones
    next to the query (sequential RANSAC: two objects touching in the image share a part) and unlike the
    static scene: lifted to 3D with the depth guide they are the object's cloud;

@@ -130,8 +130,9 @@ STAGE = Stage(
     # with a depth-guide fill for the moving objects that 5 takes out again (no gain on the default shot);
     # 6: on the motion masks, points the flow followed without a break since the query count as visible;
     # 7: queries on the moving objects carried by their object's rigid 3D motion (rigid.py, session 10)
-    # 8: rigid motion: slow objects found by the gap-4 flow too (object_pixels)
-    version=8,
+    # 8: rigid motion: slow objects found by the gap-4 flow too (object_pixels); 9: a rigid track is hidden
+    # where the flow at the point does not move with it (another moving object in front)
+    version=9,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

@@ -22,7 +22,8 @@ correspondences pin down. For queries on a moving object:
 4. a query's point, lifted at its frame and carried by the poses, projects to its track; it is visible where
    it lands on the motion masks next to where the object's cloud lands (`Chain.seen`), so a point behind a
    static occluder is hidden and one on the object's far side while the object is seen is not (the masks
-   cannot tell the two sides apart).
+   cannot tell the two sides apart), and where the flow there moves with it (another moving object in front
+   moves unlike it).
 
 Only the motion relative to each camera matters for the projections, so the guide's depth on the object
 (filled from the background around it, 0.7-2x its true depth) sets its size in 3D but hardly its tracks;
@@ -56,6 +57,8 @@ MAX_CLOUD = 300           # points that stand for an object (its pixels, evenly 
 MIN_INLIER_SHARE = 0.3    # a pose fit must explain this share of the observations ...
 MAX_JUMP = 0.01           # ... and land the cloud within this share of the long side of the predicted motion
                           # (per frame the object has been hidden)
+OCCLUDER_SHARE = 1 / 64  # a point's flow this far (share of the long side) off its own motion: something else is
+                          # seen there
 NEAR_PX = 4.0             # pixels this near a query decide which motion of a shared part is the query's
 
 
@@ -397,6 +400,15 @@ def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.n
                 ix = np.clip(p[:, 0].astype(int), 0, W - 1)
                 iy = np.clip(p[:, 1].astype(int), 0, H - 1)
                 visible[j, sel] = inside & ch.seen[j][iy, ix]
+                # another moving object in front (the ball over the box: the motion masks hold both): the
+                # flow where the point lands does not move with the point (checked flow only)
+                u = j + 1 if j + 1 < F else j - 1
+                if np.isfinite(ch.poses[u]).all():
+                    step = _project(K[u], _transform(ch.poses[u], local)) - p
+                    flow, ok = (store.forward(j, 1), store.forward_valid(j, 1)) if u > j else \
+                        (store.backward(u, 1), store.backward_valid(u, 1))
+                    other = np.linalg.norm(_sample(flow, p) - step, axis=1) > OCCLUDER_SHARE * max(W, H)
+                    visible[j, sel] &= ~(ok[iy, ix].astype(bool) & other)
             xy[f, sel] = queries[sel, 1:3]
             visible[f, sel] = True
             on_object[sel] = True

@@ -271,9 +271,10 @@ def test_flow_refinement_follows_the_flow_where_it_agrees_with_the_model():
     np.testing.assert_array_equal(followed[:, 2], (t >= 1) & (t <= 3))
 
 
-class SlowObjectStore:
+class SlowObjectStore(TranslatingStore):
     """Flow of a still camera: the background's flow is noise of +-0.35 px that does not grow with the gap (as
-    DIS's errors), a 12 px square moves 0.4 px a frame to the right (a slow object on a small frame)."""
+    DIS's errors), a 12 px square moves 0.4 px a frame to the right (a slow object on a small frame). The
+    store's reading (forward, backward, valid everywhere) is TranslatingStore's; only the flow differs."""
 
     def __init__(self, frames=12, height=48, width=64):
         self.gaps, self.frames, self.height, self.width = [1, 2, 4, 8], frames, height, width
@@ -287,17 +288,6 @@ class SlowObjectStore:
         f[..., 0] = np.where(self.object, sign * 0.4 * gap, self.noise)
         f[..., 1] = self.noise
         return f
-
-    def forward(self, t, gap):
-        return self._flow(gap, 1)
-
-    def backward(self, t, gap):
-        return self._flow(gap, -1)
-
-    def forward_valid(self, t, gap):
-        return np.ones((self.height, self.width), bool)
-
-    backward_valid = forward_valid
 
 
 def test_object_pixels_of_a_slow_object_are_found_by_the_long_gap(monkeypatch):

@@ -21,6 +21,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from exporters.conventions import pixel_centres, unproject_depth
+
 from .shot import ShotInputs
 
 #: A pixel's log depth within this of the plane's is taken for ground (measured on the test shots, moving
@@ -43,19 +45,16 @@ def fit_ground(shot: ShotInputs, depth: np.ndarray, seed: int = 0) -> tuple[np.n
     """depth: (F, H, W) the static triangulation, 0 = unknown. -> (unit normal, offset) with normal . X +
     offset = 0 on the plane (world units), or None (too few points, no dominant plane)."""
     n, (h, w) = shot.frames, shot.size
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    lower = pixel_centres(w, h)[1] > h / 2
     away = max(3, round(AWAY_PX * w / 320))
     kernel = np.ones((2 * away + 1, 2 * away + 1), np.uint8)
     points = []
     for t in range(n):
         near_object = cv2.dilate(shot.moving[t].astype(np.uint8), kernel).astype(bool)
-        idx = np.flatnonzero(((depth[t] > 0) & ~near_object & (ys > h / 2)).ravel())[::STRIDE]
+        idx = np.flatnonzero(((depth[t] > 0) & ~near_object & lower).ravel())[::STRIDE]
         if len(idx) == 0:
             continue
-        pix = np.stack([xs.ravel()[idx], ys.ravel()[idx], np.ones(len(idx))], 1)
-        cam = (pix @ np.linalg.inv(shot.K[t]).T) * depth[t].ravel()[idx, None]
-        wfc = shot.world_from_camera[t]
-        points.append(cam @ wfc[:3, :3].T + wfc[:3, 3])
+        points.append(unproject_depth(shot.K[t], shot.world_from_camera[t], depth[t]).reshape(-1, 3)[idx])
     if not points:
         return None
     P = np.concatenate(points)
@@ -87,9 +86,8 @@ def ground_log_depth(K: np.ndarray, world_from_camera: np.ndarray, plane: tuple[
     front of the camera)."""
     h, w = size
     normal, offset = plane
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5
-    rays = np.stack([xs, ys, np.ones_like(xs)], -1) @ np.linalg.inv(K).T   # planar depth 1
-    directions = rays @ world_from_camera[:3, :3].T
+    # the world direction of each pixel's ray, scaled to planar depth 1: the points at depth 1 less the centre
+    directions = unproject_depth(K, world_from_camera, np.ones((h, w))) - world_from_camera[:3, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
         z = -(normal @ world_from_camera[:3, 3] + offset) / (directions @ normal)
         return np.where(z > 0, np.log(np.where(z > 0, z, 1.0)), np.nan).astype(np.float32)

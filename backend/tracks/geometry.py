@@ -97,6 +97,14 @@ def unproject(K: np.ndarray, pixels: np.ndarray, depth: np.ndarray) -> np.ndarra
     return np.stack([(pixels[..., 0] - cx) / fx * depth, (pixels[..., 1] - cy) / fy * depth, depth], axis=-1)
 
 
+def bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Bilinear samples of image (H, W[, C]) at pixel positions xy (N, 2) (centres at i + 0.5; OpenCV samples
+    them at integers), the border repeated: (N,) or (N, C)."""
+    m = cv2.remap(np.asarray(image, np.float32), (xy[:, 0:1] - 0.5).astype(np.float32),
+                  (xy[:, 1:2] - 0.5).astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return m.reshape(len(xy), -1).squeeze(-1) if image.ndim == 2 else m.reshape(len(xy), -1)
+
+
 def triangulated_depth(store, K: np.ndarray, pose: np.ndarray, moving: np.ndarray | None,
                        gaps: list[int], min_angle_deg: float = 1.0) -> np.ndarray:
     """(F, H, W) float32 planar depth of the static scene triangulated from the flow and the solved cameras

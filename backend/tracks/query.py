@@ -37,14 +37,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..flow_store import FlowStore
-from .geometry import read_motion_masks
-
 from . import rigid
+from .geometry import bilinear, read_motion_masks
 from .model import OmniMotion
 
 CYCLE_TOLERANCE = 0.025   # 4 px of a 160-pixel frame; measured 2 px: AJ +0.02, OA -0.03; 8 px: AJ -0.02, OA +0.01
@@ -109,7 +107,7 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
             depth = np.where(has, r_depth, depth)
             visible = np.where(has, r_visible, visible)
         xy, followed = refine_with_flow(store, queries, xy, REFINE_TOLERANCE * max(W, H))
-        on_masks = query_on_motion_masks(model, queries)
+        on_masks = query_on_motion_masks(model, queries, masks)
         if on_masks is not None:
             visible |= followed & on_masks[None]
     world = np.full((F, n, 3), np.nan, np.float32)
@@ -147,10 +145,10 @@ def job_motion_masks(model: OmniMotion) -> np.ndarray | None:
     return masks
 
 
-def query_on_motion_masks(model: OmniMotion, queries: np.ndarray) -> np.ndarray | None:
-    """(N,) bool: the query pixel lies on the motion masks of its frame (masks/motion of `model.job_dir`), or
-    None where the job has none."""
-    masks = job_motion_masks(model)
+def query_on_motion_masks(model: OmniMotion, queries: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray | None:
+    """(N,) bool: the query pixel lies on the motion masks of its frame (`masks`, read from masks/motion of
+    `model.job_dir` when not given), or None where the job has none."""
+    masks = job_motion_masks(model) if masks is None else masks
     if masks is None:
         return None
     F, H, W = masks.shape
@@ -186,9 +184,7 @@ def refine_with_flow(store: FlowStore, queries: np.ndarray, xy: np.ndarray, tole
             else:
                 flow, ok = store.backward(nxt, 1), store.backward_valid(nxt, 1)
             a = p[active]
-            # bilinear flow at the points (OpenCV samples pixel centres at integer coordinates)
-            step = cv2.remap(flow, (a[:, 0:1] - 0.5).astype(np.float32), (a[:, 1:2] - 0.5).astype(np.float32),
-                             cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 2)
+            step = bilinear(flow, a)
             ix = np.clip(a[:, 0].astype(int), 0, W - 1)
             iy = np.clip(a[:, 1].astype(int), 0, H - 1)
             model_xy = xy[nxt, active]

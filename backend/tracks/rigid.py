@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .geometry import unproject
+from .geometry import bilinear, unproject
 
 RESIDUAL_PX = 0.75        # gap-1 flow this far off the static scene's prediction: the pixel moves on its own
 LONG_GAP = 4              # ... or the flow of this gap off it by RESIDUAL_LONG of the long side: a slow object
@@ -116,13 +116,6 @@ def parts(pixels: np.ndarray) -> np.ndarray:
         keep[big] = np.arange(1, len(big) + 1)
         labels[t] = keep[lab]
     return labels
-
-
-def _sample(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Bilinear samples of image (H, W[, C]) at pixel positions xy (N, 2) (centres at i + 0.5)."""
-    m = cv2.remap(image.astype(np.float32), (xy[:, 0:1] - 0.5).astype(np.float32),
-                  (xy[:, 1:2] - 0.5).astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return m.reshape(len(xy), -1).squeeze(-1) if image.ndim == 2 else m.reshape(len(xy), -1)
 
 
 def _project(K: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -248,7 +241,7 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
                 else:
                     fl, fok = store.backward(u, g), store.backward_valid(u, g)
                 use = inside & chain.regions[s_][iy, ix] & fok[iy, ix].astype(bool)
-                to = seen_at + _sample(fl, seen_at)
+                to = seen_at + bilinear(fl, seen_at)
                 # where the flow lands off the object pixels of u, something else is seen there (an occluder);
                 # unless next to nothing lands on them: an object that stops for a while (the quick test shot's
                 # box, frames 7-11) has no object pixels and hardly any motion masks, and there its own flow,
@@ -407,7 +400,7 @@ def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.n
                     step = _project(K[u], _transform(ch.poses[u], local)) - p
                     flow, ok = (store.forward(j, 1), store.forward_valid(j, 1)) if u > j else \
                         (store.backward(u, 1), store.backward_valid(u, 1))
-                    other = np.linalg.norm(_sample(flow, p) - step, axis=1) > OCCLUDER_SHARE * max(W, H)
+                    other = np.linalg.norm(bilinear(flow, p) - step, axis=1) > OCCLUDER_SHARE * max(W, H)
                     visible[j, sel] &= ~(ok[iy, ix].astype(bool) & other)
             xy[f, sel] = queries[sel, 1:3]
             visible[f, sel] = True

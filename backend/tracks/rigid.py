@@ -303,10 +303,11 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
             landed_mask = np.zeros((H, W), np.uint8)
             ix, iy = landed[inside, 0].astype(int), landed[inside, 1].astype(int)
             landed_mask[iy, ix] = 1
-            chain.regions[u] = cv2.dilate(landed_mask, grow).astype(bool) & pixels[u]
+            around = cv2.dilate(landed_mask, grow).astype(bool)    # where the cloud lands, grown by GROW_PX
+            chain.regions[u] = around & pixels[u]
             if chain.regions[u].sum() < MIN_PIXELS:     # stopped (above): the motion masks, what there is of them
-                chain.regions[u] = cv2.dilate(landed_mask, grow).astype(bool) & masks[u]
-            chain.seen[u] = cv2.dilate(landed_mask, grow).astype(bool) & masks[u]
+                chain.regions[u] = around & masks[u]
+            chain.seen[u] = around & masks[u]
             chain.poses[u], chain.unbroken[u] = A, unbroken
             seen = chain.regions[u][iy, ix]
             if seen.sum() >= MIN_PIXELS:

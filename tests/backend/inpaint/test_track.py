@@ -334,3 +334,17 @@ def test_a_grabcut_cut_on_one_alignment_round_counts_for_the_pass(shot, monkeypa
     for f, nxt in zip(frames_seen, frames_seen[1:]):
         if first[f][2]:
             assert first[nxt][1], "a GrabCut cut on an earlier round was forgotten"
+
+
+def test_a_fuller_view_adds_a_part_only_where_it_reaches_beyond_a_rim():
+    """A run from a fuller view on a nearby frame restarts a pass only where that view shows a part the drawn
+    view lacks (the object was partly hidden), not a rim of a pixel or two around it (a halo taken in)."""
+    ys, xs = np.mgrid[0:80, 0:80]
+    disc = (xs - 30) ** 2 + (ys - 40) ** 2 <= 12 ** 2
+    elsewhere = (xs - 50) ** 2 + (ys - 38) ** 2 <= 12 ** 2       # the same object, 20 px on: shape matters, not place
+    rim = dilate(elsewhere, 2)                                    # 1.3x the disc, a 2 px rim all round
+    half = disc & (xs < 30)                                       # the disc drawn half hidden
+    assert rim.sum() > 1.3 * disc.sum()
+    assert not propagate.adds_a_part(disc, rim)
+    assert propagate.adds_a_part(half, elsewhere)
+    assert propagate.adds_a_part(disc & (xs < 38), elsewhere)     # a quarter hidden

@@ -120,8 +120,9 @@ STAGE = Stage(
     # 6: the prior's occlusion edges snapped to the colour edges (prior.snap_to_edges): the depth maps change;
     # 7: one depth per connected part of an object (train._flat_parts): the depth maps change;
     # 8: the contact cue reads the ground plane (ground.py), a part holding two motions at two depths is
-    # flattened in two (train.SPLIT_MOTIONS): the depth maps change
-    version=8,
+    # flattened in two (train.SPLIT_MOTIONS): the depth maps change; 9: the object parts get a sphere-like
+    # relief (train._dome_relief): the depth maps change
+    version=9,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

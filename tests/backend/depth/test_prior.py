@@ -88,3 +88,26 @@ def test_a_part_with_two_motions_at_two_depths_is_flattened_in_two():
     same[0, :, 20:] += 0.3                               # both motions at one depth: one median
     out = _flat_parts(same, labels, shot)
     assert np.all(out[0][labels[0] == 4] == np.median(same[0][labels[0] == 4]))
+
+
+def test_dome_relief_is_a_spheres_and_keeps_the_parts_median():
+    from backend.depth.train import _dome_relief
+
+    # a sphere of radius 1 at distance 10 seen by a camera of focal 200 px: a disc of radius ~20 px whose planar
+    # depth is 10 - sqrt(1 - rho^2) (rho in units of the radius, the small-angle approximation)
+    h, w, f = 64, 96, 200.0
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    rho = np.hypot(xs - 40, ys - 32) / 20.0
+    labels = (rho < 1).astype(np.int32)[None]
+    relief = _dome_relief(labels, f)[0]
+    disc = labels[0] > 0
+    truth = np.log(10 - np.sqrt(np.clip(1 - rho ** 2, 0, None)))
+    truth -= np.median(truth[disc])
+    assert abs(float(np.median(relief[disc]))) < 1e-6
+    assert np.abs(relief - truth)[disc].mean() < 0.004      # the relief spans 0.1 in log depth
+    assert np.all(relief[~disc] == 0)
+    # cut by the frame's border the object goes on beyond it: its nearest point stays where the disc's centre is
+    low = (np.hypot(xs - 40, ys - 56) < 20).astype(np.int32)[None]
+    r = _dome_relief(low, f)[0]
+    y, x = np.unravel_index(np.argmin(np.where(low[0] > 0, r, np.inf)), r.shape)
+    assert abs(y - 56) <= 1 and abs(x - 40) <= 1

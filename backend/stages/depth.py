@@ -121,8 +121,9 @@ STAGE = Stage(
     # 7: one depth per connected part of an object (train._flat_parts): the depth maps change;
     # 8: the contact cue reads the ground plane (ground.py), a part holding two motions at two depths is
     # flattened in two (train.SPLIT_MOTIONS): the depth maps change; 9: the object parts get a sphere-like
-    # relief (train._dome_relief): the depth maps change
-    version=9,
+    # relief (train._dome_relief): the depth maps change; 10: each object identity's depth follows its running
+    # median over the frames (train._smooth_over_time): the depth maps change
+    version=10,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

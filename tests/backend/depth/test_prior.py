@@ -111,3 +111,28 @@ def test_dome_relief_is_a_spheres_and_keeps_the_parts_median():
     r = _dome_relief(low, f)[0]
     y, x = np.unravel_index(np.argmin(np.where(low[0] > 0, r, np.inf)), r.shape)
     assert abs(y - 56) <= 1 and abs(x - 40) <= 1
+
+
+def test_an_identitys_depth_follows_its_running_median_over_time():
+    from backend.depth.train import _smooth_over_time
+
+    # one object coming nearer (log depth falling 0.02 a frame) whose contact read jumps in two frames
+    n, h, w = 20, 30, 40
+    labels = np.zeros((n, h, w), np.int32)
+    labels[:, 10:20, 10:20] = 1
+    labels[:, 22:28, 30:36] = 2           # another identity, seen in frames 0-1 only (too short a run)
+    labels[2:, 22:28, 30:36] = 0
+    path = np.log(8.0) - 0.02 * np.arange(n)
+    depth = np.full((n, h, w), np.log(20.0), np.float32)
+    for t in range(n):
+        depth[t][labels[t] == 1] = path[t]
+        depth[t][labels[t] == 2] = np.log(5.0)
+    depth[7][labels[7] == 1] += 0.2
+    depth[12][labels[12] == 1] -= 0.15
+    out = _smooth_over_time(depth, labels)
+    got = np.array([np.median(out[t][labels[t] == 1]) for t in range(n)])
+    # the jumps go, the trend stays (a jump in the window moves the median by at most one frame's change)
+    assert np.abs(got - path).max() < 0.021
+    assert np.abs(got[[0, 1, 2, 17, 18, 19]] - path[[0, 1, 2, 17, 18, 19]]).max() < 1e-5
+    assert np.array_equal(out[labels == 0], depth[labels == 0])   # the static scene is left alone
+    assert np.array_equal(out[labels == 2], depth[labels == 2])

@@ -348,3 +348,18 @@ def test_a_fuller_view_adds_a_part_only_where_it_reaches_beyond_a_rim():
     assert not propagate.adds_a_part(disc, rim)
     assert propagate.adds_a_part(half, elsewhere)
     assert propagate.adds_a_part(disc & (xs < 38), elsewhere)     # a quarter hidden
+
+
+def test_runs_from_the_fuller_views_vote():
+    """The runs from several fuller views (the nearest and the fullest) vote on every frame: a pixel stays
+    where at least half of the runs reaching that frame hold it."""
+    ys, xs = np.mgrid[0:80, 0:80]
+    disc = lambda x, r=12: (xs - x) ** 2 + (ys - 40) ** 2 <= r ** 2
+    drawn = disc(30) & (xs < 30)
+    other = {29: disc(28, 8), 28: disc(26, 12), 27: disc(24, 12), 24: disc(18, 12), 23: disc(16, 12),
+             22: disc(14, 10), 19: disc(10, 12)}
+    # 29: not fuller; 28: the largest within 4 frames; 27, 24, 23: whole (19 is too far, 22 smaller)
+    assert propagate.fuller_views(drawn, 30, other) == [28, 27, 24, 23]
+    a, b, c = disc(40), disc(41), disc(68)
+    out = propagate.vote([{5: a, 6: a}, {5: b, 6: c}, {5: c}])
+    assert (out[5] == (a & b)).all() and (out[6] == (a | c)).all()

@@ -73,6 +73,9 @@ def run(ctx) -> dict[str, str]:
     ctx.job.log(f"depth: failure-mode check of the network's residual field (training): {training_check['mode']} "
                 f"{training_check['facts']}")
     ctx.job.log(f"depth: temporal consistency (static, t -> t+1): {consistency}")
+    if result.drift.get("dropped"):
+        ctx.job.log(f"depth: the training moved the triangulated static depth by {result.drift['median_change']} "
+                    "(median |log change|): it ran away, and its correction was dropped (the output is the prior)")
     summary = {
         "format": "shotfield-depth", "version": 1,
         "frames": shot.frames, "width": shot.size[1], "height": shot.size[0],
@@ -84,6 +87,7 @@ def run(ctx) -> dict[str, str]:
         "self_calibration": result.self_calibration or None,
         "triangulated_coverage": round(result.prior_coverage, 4),
         "rigid_objects": result.rigid_objects,
+        "training_drift": result.drift or None,
         "failure_check": check,
         "training_check": training_check,
         "temporal_consistency": consistency,
@@ -122,8 +126,9 @@ STAGE = Stage(
     # 8: the contact cue reads the ground plane (ground.py), a part holding two motions at two depths is
     # flattened in two (train.SPLIT_MOTIONS): the depth maps change; 9: the object parts get a sphere-like
     # relief (train._dome_relief): the depth maps change; 10: each object identity's depth follows its running
-    # median over the frames (train._smooth_over_time): the depth maps change
-    version=10,
+    # median over the frames (train._smooth_over_time): the depth maps change; 11: a training that drags the
+    # static depth off its prior is dropped (train._drift_check, depth.json: training_drift)
+    version=11,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

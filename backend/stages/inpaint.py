@@ -140,7 +140,7 @@ STAGE = Stage(
     requires=("flow", "solve", "depth"),
     settings_fields=("remove", "quality", "effort"),
     outputs=("plates", "masks/00000.png"),
-    version=12,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence;
+    version=13,  # 2: the removed object followed by its own motion (inpaint/track.py); 3: change evidence;
     # 4: the static scene weights source frames by their time (inpaint/scene.py); 5: the followed outline is
     # re-fitted on every frame, the motion-mask snap only when complete (inpaint/track.py, propagate.py), points
     # seen by fewer than 3 source frames left out of the static scene (inpaint/scene.py); 6: a followed object
@@ -151,7 +151,8 @@ STAGE = Stage(
     # convex hull, a run from a fuller view used only if it finds the drawn mask again (track.py, propagate.py);
     # 10: GrabCut's cut on any of a frame's alignment rounds counts for the pass (track.py); 11: a run from a
     # fuller view only where it adds a part, not a rim (propagate.py); 12: runs from the nearest and the fullest
-    # views within 8 frames vote (propagate.py)
+    # views within 8 frames vote (propagate.py); 13: the motion-mask snap only where it finds the tracked object
+    # on every frame (propagate.choose)
     uses_torch=True,
     flow_gaps=(1,),
     fingerprint=fingerprint,

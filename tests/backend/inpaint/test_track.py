@@ -154,6 +154,9 @@ def test_choose_takes_the_snap_only_when_tight_and_complete():
     lost = tracked.copy()
     lost[3] = False
     assert propagate.choose(tracked, lost) is tracked                        # lost on a frame: the tracker's
+    other = tracked.copy()
+    other[3] = np.roll(tracked[3], 15, axis=1)
+    assert propagate.choose(tracked, other) is tracked                       # another region on a frame: the tracker's
 
 
 def test_a_whole_object_grows_into_the_evidence_halo_at_most_a_pixel_a_frame(shot, monkeypatch):

@@ -127,8 +127,9 @@ STAGE = Stage(
     # flattened in two (train.SPLIT_MOTIONS): the depth maps change; 9: the object parts get a sphere-like
     # relief (train._dome_relief): the depth maps change; 10: each object identity's depth follows its running
     # median over the frames (train._smooth_over_time): the depth maps change; 11: a training that drags the
-    # static depth off its prior is dropped (train._drift_check, depth.json: training_drift)
-    version=11,
+    # static depth off its prior is dropped (train._drift_check, depth.json: training_drift); 12: the relief per
+    # object part, not per region of the object pixels: the depth maps change
+    version=12,
     uses_torch=True,
     flow_gaps=shot_inputs.DEPTH_GAPS,
 )

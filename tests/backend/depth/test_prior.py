@@ -111,6 +111,14 @@ def test_dome_relief_is_a_spheres_and_keeps_the_parts_median():
     r = _dome_relief(low, f)[0]
     y, x = np.unravel_index(np.argmin(np.where(low[0] > 0, r, np.inf)), r.shape)
     assert abs(y - 56) <= 1 and abs(x - 40) <= 1
+    # two objects touching in the image (two identities): each bulges about its own centre
+    pair = np.zeros((1, h, w), np.int32)
+    pair[0][np.hypot(xs - 30, ys - 32) < 12] = 1
+    pair[0][(np.hypot(xs - 60, ys - 32) < 18) & (pair[0] == 0)] = 2
+    r = _dome_relief(pair, f)[0]
+    for k, (cy, cx) in ((1, (32, 30)), (2, (32, 60))):
+        y, x = np.unravel_index(np.argmin(np.where(pair[0] == k, r, np.inf)), r.shape)
+        assert abs(y - cy) <= 1 and abs(x - cx) <= 1, (k, y, x)
 
 
 def test_an_identitys_depth_follows_its_running_median_over_time():

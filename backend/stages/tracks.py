@@ -132,7 +132,9 @@ STAGE = Stage(
     # 7: queries on the moving objects carried by their object's rigid 3D motion (rigid.py, session 10)
     # 8: rigid motion: slow objects found by the gap-4 flow too (object_pixels); 9: a rigid track is hidden
     # where the flow at the point does not move with it (another moving object in front)
-    version=9,
+    # 10: rigid tracks placed by photometric poses (photometric.py); queries on the motion masks without a rigid
+    # track visible where the flow followed them unbroken (not the model's cycle test)
+    version=10,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

@@ -25,13 +25,17 @@ World positions of refined points keep the model's depth, moved to the refined p
 On the motion masks (a query on masks/motion of its frame) a point also counts as visible while it has
 followed the flow without a break since its query frame (every step consistent and agreeing with the model):
 there the cycle test cannot tell visible from hidden (the moving objects' cycle errors where visible and
-where occluded overlap), while on the static scene it can, better than the flow's check.
+where occluded overlap), while on the static scene it can, better than the flow's check. Where such a query
+has no rigid track (below), the unbroken following alone decides (session 11: quick test shot AJ 0.659 ->
+0.664, OA 0.900 -> 0.905; default 0.752 -> 0.762, 0.911 -> 0.914).
 
 Rigid motion (`rigid.py`, session 10): before the refinement, a query on a moving object (the motion masks where
 the flow moves unlike the static scene) takes its object's rigid 3D motion as its track and visibility where
 the object was followed (the model's elsewhere), with the depth from that motion; the refinement then follows
 the flow near it as it does the model's tracks. Measured on the default test shot's benchmark model: AJ on the
-moving objects 0.449 -> 0.540, OA 0.862 -> 0.916 (docs/tracks.md).
+moving objects 0.449 -> 0.540, OA 0.862 -> 0.916 (docs/tracks.md). With the job's frames at hand the rigid
+tracks are placed by the chains' photometric poses (session 11: the ball's drift far from the query halved on
+the quick shot), while the flow's `followed` visibility reads the tracks of the PnP poses the chains decided on.
 """
 from __future__ import annotations
 
@@ -40,8 +44,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ShotfieldError
 from ..flow_store import FlowStore
-from . import rigid
+from ..frames import load_frames
+from . import photometric, rigid
 from .geometry import bilinear, read_motion_masks
 from .model import OmniMotion
 
@@ -98,18 +104,29 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
     store = flow if flow is not None else job_flow(model)
     if store is not None and n:
         masks = job_motion_masks(model)
+        flow_xy, on_object = xy, np.zeros(n, bool)
         if rigid_motion and masks is not None and model.geometry.solved and model.guided:
-            # queries on the moving objects: carried by their object's rigid motion (rigid.py)
-            r_xy, r_depth, r_visible, on_object = rigid.track(store, model.geometry.K, model.geometry.world_from_camera,
-                                                              model.guide.cpu().numpy(), masks, queries)
-            has = np.isfinite(r_xy).all(-1)
-            xy = np.where(has[..., None], r_xy, xy)
-            depth = np.where(has, r_depth, depth)
-            visible = np.where(has, r_visible, visible)
-        xy, followed = refine_with_flow(store, queries, xy, REFINE_TOLERANCE * max(W, H))
+            # queries on the moving objects: carried by their object's rigid motion (rigid.py), placed by its
+            # photometric poses; the flow's visibility below reads the tracks of its flow (PnP) poses
+            rig = rigid.track(store, model.geometry.K, model.geometry.world_from_camera, model.guide.cpu().numpy(),
+                              masks, queries, job_images(model))
+            has = np.isfinite(rig.xy).all(-1)
+            flow_xy = np.where(has[..., None], rig.xy_flow, xy)
+            xy = np.where(has[..., None], rig.xy, xy)
+            depth = np.where(has, rig.depth, depth)
+            visible = np.where(has, rig.visible, visible)
+            on_object = rig.on_object
+        tolerance = REFINE_TOLERANCE * max(W, H)
+        xy, followed = refine_with_flow(store, queries, xy, tolerance)
+        if flow_xy is not xy:
+            _, followed = refine_with_flow(store, queries, flow_xy, tolerance)
         on_masks = query_on_motion_masks(model, queries, masks)
         if on_masks is not None:
-            visible |= followed & on_masks[None]
+            # on the motion masks without a rigid track the model's cycle test cannot tell seen from hidden
+            # (above): the flow's unbroken following alone decides there (session 11)
+            alone = on_masks & ~on_object
+            at_query = np.arange(F)[:, None] == np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)[None]
+            visible = np.where(alone[None], followed | at_query, visible | (followed & on_masks[None]))
     world = np.full((F, n, 3), np.nan, np.float32)
     if model.geometry.solved:
         # The point at its (possibly refined) pixel and the model's depth, from each frame's camera to the world.
@@ -134,6 +151,19 @@ def job_flow(model: OmniMotion) -> FlowStore | None:
     if 1 not in store.gaps or (store.frames, store.width, store.height) != (model.config.frames, g.width, g.height):
         return None
     return store
+
+
+def job_images(model: OmniMotion) -> photometric.Images | None:
+    """The working frames of `model.job_dir` for the rigid motion's photometric poses, or None where the job has
+    none of this shot's size."""
+    job = getattr(model, "job_dir", None)
+    try:
+        frames = load_frames(job) if job is not None else None
+    except (ShotfieldError, OSError, ValueError):
+        return None
+    if frames is None or frames.shape[:3] != (model.config.frames, model.geometry.height, model.geometry.width):
+        return None
+    return photometric.images(frames)
 
 
 def job_motion_masks(model: OmniMotion) -> np.ndarray | None:

@@ -23,7 +23,13 @@ correspondences pin down. For queries on a moving object:
    it lands on the motion masks next to where the object's cloud lands (`Chain.seen`), so a point behind a
    static occluder is hidden and one on the object's far side while the object is seen is not (the masks
    cannot tell the two sides apart), and where the flow there moves with it (another moving object in front
-   moves unlike it).
+   moves unlike it);
+5. with the frames at hand, the track itself is placed by a second pose per frame, the photometric one
+   (photometric.py, session 11): the PnP step from the frame before applied to that frame's photometric pose,
+   then refined so that the cloud's points keep their brightness of the PHOTO_REFERENCES frames before. DIS
+   flow falls short at an object's outline (the quick test shot's ball: 1.4 px within 2 px of it), so the
+   PnP poses lag frame after frame; brightness has no such bias. The PnP poses still decide where the object
+   is, where it coasts and where its points are seen.
 
 Only the motion relative to each camera matters for the projections, so the guide's depth on the object
 (filled from the background around it, 0.7-2x its true depth) sets its size in 3D but hardly its tracks;
@@ -33,10 +39,13 @@ their neighbourhood moves with it (`_follows`), so 1,000 queries cost a dozen ch
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from . import photometric
 from .geometry import bilinear, unproject
 
 RESIDUAL_PX = 0.75        # gap-1 flow this far off the static scene's prediction: the pixel moves on its own
@@ -59,6 +68,7 @@ MAX_JUMP = 0.01           # ... and land the cloud within this share of the long
                           # (per frame the object has been hidden)
 OCCLUDER_SHARE = 1 / 64  # a point's flow this far (share of the long side) off its own motion: something else is
                           # seen there
+PHOTO_REFERENCES = (1, 2)  # a photometric pose matches the object's brightness in the frames this many back
 NEAR_PX = 4.0             # pixels this near a query decide which motion of a shared part is the query's
 
 
@@ -164,12 +174,14 @@ def _transform(A: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 class Chain:
     """One object followed through the shot from frame q, per frame: its pose (F, 4, 4) (cloud -> camera, NaN
-    where not followed), its region (object pixels near where its cloud lands), where its points count as
+    where not followed) from the flow (PnP), which decides where the object is seen; its photometric pose
+    (F, 4, 4), which places the tracks (the PnP pose where there are no frames to refine it on); its region (object pixels near where its cloud lands), where its points count as
     seen (motion masks near there), the guide's depth scale on it (its carried depth / the guide's), and
     whether every frame from q to there was fitted (not coasted)."""
 
     def __init__(self, frames: int, height: int, width: int):
         self.poses = np.full((frames, 4, 4), np.nan)
+        self.photo_poses = np.full((frames, 4, 4), np.nan)
         self.regions = np.zeros((frames, height, width), bool)
         self.seen = np.zeros((frames, height, width), bool)
         self.scale = np.full(frames, np.nan)
@@ -183,7 +195,7 @@ class Chain:
 
 
 def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.ndarray, masks: np.ndarray,
-          q: int, region: np.ndarray, near: np.ndarray) -> Chain | None:
+          q: int, region: np.ndarray, near: np.ndarray, images: photometric.Images | None = None) -> Chain | None:
     """Follow the object part `region` (H, W bool) of frame q, the motion of its pixels `near` (H, W bool) a
     query, through the shot; None where no motion fits there.
 
@@ -194,7 +206,11 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
     gap-1 steps). Its region in u is the object pixels near where the whole cloud lands (a part hidden for a
     while, behind another object or round the back, is found again when it comes back). A fit that explains
     few observations or jumps from the predicted motion is another surface taking over; there, and where too
-    little is seen to fit, the object goes on with its last motion in the world for up to COAST_FRAMES frames."""
+    little is seen to fit, the object goes on with its last motion in the world for up to COAST_FRAMES frames.
+
+    With `images`, each frame's photometric pose is the PnP step from the frame before applied to that frame's
+    photometric pose, refined on brightness (`_photometric`): it follows the PnP chain's decisions (where the
+    object is, where it coasts) without the flow's bias at the outline."""
     F, H, W = pixels.shape
     chain = Chain(F, H, W)
     grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * GROW_PX + 1, 2 * GROW_PX + 1))
@@ -220,6 +236,8 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
     if len(cloud) > MAX_CLOUD:    # an even spread of the object's pixels, the same on every run
         cloud = cloud[np.linspace(0, len(cloud) - 1, MAX_CLOUD).round().astype(int)]
     poses = {q: np.eye(4)}
+    photo = {q: np.eye(4)}
+    chain.photo_poses[q] = np.eye(4)
     chain.poses[q], chain.regions[q], chain.scale[q], chain.unbroken[q] = np.eye(4), own & region, 1.0, True
     chain.seen[q] = own & region
     for direction in (1, -1):
@@ -298,6 +316,10 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
             if (moved[:, 2] <= 0).any():
                 break
             poses[u] = A
+            photo[u] = A @ np.linalg.inv(poses[t]) @ photo[t]
+            if images is not None and coasting == 0:
+                photo[u] = _photometric(photo[u], cloud, chain, photo, images, K, q, u, direction)
+            chain.photo_poses[u] = photo[u]
             landed = _project(K[u], moved)
             inside = (landed[:, 0] >= 0) & (landed[:, 0] < W) & (landed[:, 1] >= 0) & (landed[:, 1] < H)
             landed_mask = np.zeros((H, W), np.uint8)
@@ -316,6 +338,28 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
                 chain.scale[u] = chain.scale[t]
             t = u
     return chain
+
+
+def _photometric(A: np.ndarray, cloud: np.ndarray, chain: Chain, photo: dict, images: photometric.Images,
+                 K: np.ndarray, q: int, u: int, direction: int) -> np.ndarray:
+    """Frame u's pose A (4, 4) refined on brightness (photometric.refine_pose): the cloud's points that land on
+    the object's region in the frames PHOTO_REFERENCES back (towards q), with their brightness there under
+    those frames' photometric poses, against frame u."""
+    H, W = chain.regions.shape[1:]
+    X, colours = [], []
+    for k in PHOTO_REFERENCES:
+        s_ = u - direction * k
+        if s_ not in photo or (s_ - q) * direction < 0:
+            continue
+        at = _project(K[s_], _transform(photo[s_], cloud))
+        inside = (at[:, 0] >= 0) & (at[:, 0] < W) & (at[:, 1] >= 0) & (at[:, 1] < H)
+        use = inside & chain.regions[s_][np.clip(at[:, 1].astype(int), 0, H - 1), np.clip(at[:, 0].astype(int), 0, W - 1)]
+        if use.any():
+            X.append(cloud[use])
+            colours.append(bilinear(images.gray[s_], at[use]))
+    if sum(len(x) for x in X) < MIN_PIXELS:
+        return A
+    return photometric.refine_pose(A, np.concatenate(X), np.concatenate(colours), K[u], images.gray[u], images.grad[u])
 
 
 def _follows(store, K: np.ndarray, guide: np.ndarray, chain: Chain, f: int, near: np.ndarray) -> bool:
@@ -337,11 +381,23 @@ def _follows(store, K: np.ndarray, guide: np.ndarray, chain: Chain, f: int, near
     return bool(np.median(residual) < RANSAC_PX)
 
 
+class RigidTracks(NamedTuple):
+    """xy: (F, N, 2) float32 tracks by the photometric poses, NaN where a query is not on a moving object or its
+    object was not followed there; xy_flow: (F, N, 2) the same by the PnP poses (where the flow puts them, for
+    the flow refinement's visibility); depth: (F, N) planar depth (the guide's scale); visible: (F, N) bool;
+    on_object: (N,) bool."""
+
+    xy: np.ndarray
+    xy_flow: np.ndarray
+    depth: np.ndarray
+    visible: np.ndarray
+    on_object: np.ndarray
+
+
 def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.ndarray | None,
-          queries: np.ndarray):
-    """Rigid tracks for the queries on moving objects. Returns xy (F, N, 2) float32, NaN where a query is not
-    on a moving object or its object was not followed there; their planar depth (F, N) (the guide's scale);
-    visible (F, N) bool; on_object (N,) bool.
+          queries: np.ndarray, images: photometric.Images | None = None) -> RigidTracks:
+    """Rigid tracks for the queries on moving objects; with `images` (photometric.images of the frames) placed
+    by the photometric poses, else by the PnP poses. Visibility comes from the PnP poses either way.
 
     Queries on the same object share its chain: a query at frame f on a chain's region there is lifted with
     the chain's depth at f and carried by the chain's poses relative to f (about the drift a chain started at
@@ -349,11 +405,12 @@ def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.n
     n = len(queries)
     F, H, W = guide.shape
     xy = np.full((F, n, 2), np.nan, np.float32)
+    xy_flow = np.full((F, n, 2), np.nan, np.float32)
     depth = np.full((F, n), np.nan, np.float32)
     visible = np.zeros((F, n), bool)
     on_object = np.zeros(n, bool)
     if masks is None or not masks.any() or n == 0:
-        return xy, depth, visible, on_object
+        return RigidTracks(xy, xy_flow, depth, visible, on_object)
     pixels = object_pixels(store, K, pose, guide, masks)
     labels = parts(pixels)
     qf = np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)
@@ -369,7 +426,8 @@ def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.n
         found = [c for c, ch in enumerate(chains) if ch.covers(f, qx[i], qy[i]) and
                  _follows(store, K, guide, ch, f, near)]
         if not found:
-            ch = carry(store, K, pose, guide, pixels, masks, f, labels[f] == part[i], near & (labels[f] == part[i]))
+            ch = carry(store, K, pose, guide, pixels, masks, f, labels[f] == part[i], near & (labels[f] == part[i]),
+                       images)
             if ch is None or not ch.covers(f, qx[i], qy[i]):
                 continue
             chains.append(ch)
@@ -383,13 +441,16 @@ def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.n
             cam = unproject(K[f], queries[sel, 1:3].astype(np.float64),
                             guide[f][qy[sel], qx[sel]].astype(np.float64) * ch.scale[f])
             local = _transform(np.linalg.inv(ch.poses[f]), cam)
+            photo_local = _transform(np.linalg.inv(ch.photo_poses[f]), cam)
             for j in range(F):
                 if not np.isfinite(ch.poses[j]).all():
                     continue
                 X = _transform(ch.poses[j], local)
                 p = _project(K[j], X)
-                xy[j, sel] = p
-                depth[j, sel] = X[:, 2]
+                xy_flow[j, sel] = p
+                photo_X = _transform(ch.photo_poses[j], photo_local)
+                xy[j, sel] = _project(K[j], photo_X)
+                depth[j, sel] = photo_X[:, 2]
                 inside = (p[:, 0] >= 0) & (p[:, 0] < W) & (p[:, 1] >= 0) & (p[:, 1] < H) & (X[:, 2] > 0)
                 ix = np.clip(p[:, 0].astype(int), 0, W - 1)
                 iy = np.clip(p[:, 1].astype(int), 0, H - 1)
@@ -403,7 +464,7 @@ def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.n
                         (store.backward(u, 1), store.backward_valid(u, 1))
                     other = np.linalg.norm(bilinear(flow, p) - step, axis=1) > OCCLUDER_SHARE * max(W, H)
                     visible[j, sel] &= ~(ok[iy, ix].astype(bool) & other)
-            xy[f, sel] = queries[sel, 1:3]
+            xy[f, sel] = xy_flow[f, sel] = queries[sel, 1:3]
             visible[f, sel] = True
             on_object[sel] = True
-    return xy, depth, visible, on_object
+    return RigidTracks(xy, xy_flow, depth, visible, on_object)

@@ -97,10 +97,16 @@ def test_the_flow_refinement_sharpens_the_models_tracks(tracked, test_shot):
     # the refinement alone (the rigid motion of the moving objects has a test of its own, below)
     tracks = tracks_npz.Tracks(gt["queries"], *query.track(model, gt["queries"], "cpu", rigid_motion=False))
     on_masks = query.query_on_motion_masks(model, gt["queries"])
+    store = query.job_flow(model)
     model.job_dir = None
     xy, visible, _ = query.track(model, gt["queries"], "cpu")
-    assert np.all(tracks.visible >= visible)        # the refinement never hides a point; it shows some on the masks
+    # off the motion masks the model's visibility stands; on them (no rigid tracks here) the points are visible
+    # where the flow followed them without a break from their query frame, and on that frame
     np.testing.assert_array_equal(visible[:, ~on_masks], tracks.visible[:, ~on_masks])
+    _, followed = query.refine_with_flow(store, gt["queries"], xy, query.REFINE_TOLERANCE * max(test_shot.size))
+    followed[gt["queries"][:, 0].astype(int), np.arange(len(gt["queries"]))] = True
+    np.testing.assert_array_equal(tracks.visible[:, on_masks], followed[:, on_masks])
+    assert followed[:, on_masks].mean() > 0.5
     seen = gt["visible"].copy()
     seen[gt["queries"][:, 0].astype(int), np.arange(len(gt["queries"]))] = False
     moving = (gt["query_object"] > 0)[None] & seen

@@ -34,7 +34,8 @@ class Images(NamedTuple):
 
 def images(frames: np.ndarray) -> Images:
     """frames (F, H, W, 3) uint8 RGB or (F, H, W) uint8 gray -> Images."""
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.ndim == 3 else f for f in frames]).astype(np.float32) / 255
+    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) if f.ndim == 3 else f for f in frames])
+    gray = gray.astype(np.float32) / 255
     gray = np.stack([cv2.GaussianBlur(g, (0, 0), BLUR_SIGMA) for g in gray])
     gx = np.stack([cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1, scale=0.5) for g in gray])
     gy = np.stack([cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1, scale=0.5) for g in gray])

@@ -175,9 +175,10 @@ def _transform(A: np.ndarray, P: np.ndarray) -> np.ndarray:
 class Chain:
     """One object followed through the shot from frame q, per frame: its pose (F, 4, 4) (cloud -> camera, NaN
     where not followed) from the flow (PnP), which decides where the object is seen; its photometric pose
-    (F, 4, 4), which places the tracks (the PnP pose where there are no frames to refine it on); its region (object pixels near where its cloud lands), where its points count as
-    seen (motion masks near there), the guide's depth scale on it (its carried depth / the guide's), and
-    whether every frame from q to there was fitted (not coasted)."""
+    (F, 4, 4), which places the tracks (the PnP pose where there are no frames to refine it on); its region
+    (object pixels near where its cloud lands), where its points count as seen (motion masks near there), the
+    guide's depth scale on it (its carried depth / the guide's), and whether every frame from q to there was
+    fitted (not coasted)."""
 
     def __init__(self, frames: int, height: int, width: int):
         self.poses = np.full((frames, 4, 4), np.nan)
@@ -353,7 +354,8 @@ def _photometric(A: np.ndarray, cloud: np.ndarray, chain: Chain, photo: dict, im
             continue
         at = _project(K[s_], _transform(photo[s_], cloud))
         inside = (at[:, 0] >= 0) & (at[:, 0] < W) & (at[:, 1] >= 0) & (at[:, 1] < H)
-        use = inside & chain.regions[s_][np.clip(at[:, 1].astype(int), 0, H - 1), np.clip(at[:, 0].astype(int), 0, W - 1)]
+        ix, iy = np.clip(at[:, 0].astype(int), 0, W - 1), np.clip(at[:, 1].astype(int), 0, H - 1)
+        use = inside & chain.regions[s_][iy, ix]
         if use.any():
             X.append(cloud[use])
             colours.append(bilinear(images.gray[s_], at[use]))

@@ -134,7 +134,8 @@ STAGE = Stage(
     # where the flow at the point does not move with it (another moving object in front)
     # 10: rigid tracks placed by photometric poses (photometric.py); queries on the motion masks without a rigid
     # track visible where the flow followed them unbroken (not the model's cycle test)
-    version=10,
+    # 11: static queries placed and their visibility tested by the solved cameras and the depth guide
+    version=11,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

@@ -11,6 +11,13 @@ into every frame: the 2D position there is the projection of the composited poin
   depth rule (8 %) AJ 0.530, OA 0.856; this rule AJ 0.550, OA 0.862. Static points: cycle error 0.1 px
   where visible against 6 px where occluded (median); on the moving objects neither rule separates the two
   well (their fit is the limit).
+Static scene (session 11): a query off the motion masks, where the job has a solve and a depth guide, is put
+at its static place (`static_projection`: the guide's depth at the query pixel, through the solved cameras)
+in the frames where that lands within REFINE_TOLERANCE of its refined track, or where the model has lost it
+(hidden by the cycle test, off that place, the flow broken); in those frames the guide's depth decides its
+visibility, elsewhere the model's visibility stands, minus the frames where the point lies behind the guide.
+Frozen session 11 jobs: quick AJ 0.678 -> 0.691, default 0.765 -> 0.782 (static queries 0.852 -> 0.878,
+0.905 -> 0.935).
 World positions: the composited point in the target camera taken to the world with the solved camera
 (NaN when the model was trained without a solve: its depth axis is not metric).
 
@@ -48,7 +55,7 @@ from ..errors import ShotfieldError
 from ..flow_store import FlowStore
 from ..frames import load_frames
 from . import photometric, rigid
-from .geometry import bilinear, read_motion_masks
+from .geometry import bilinear, read_motion_masks, unproject
 from .model import OmniMotion
 
 CYCLE_TOLERANCE = 0.025   # 4 px of a 160-pixel frame; measured 2 px: AJ +0.02, OA -0.03; 8 px: AJ -0.02, OA +0.01
@@ -58,6 +65,14 @@ CHUNK = 1024  # queries per batch
 # tracks (docs/tracks.md, session 9): default shot AJ 0.662 -> 0.713, quick 0.618 -> 0.635; 1 % of the long
 # side: 0.688 / 0.627, 5 %: 0.717 / 0.635.
 REFINE_TOLERANCE = CYCLE_TOLERANCE
+# A static query is hidden where its point lies this share behind the depth guide at its pixel (room for the
+# guide's error at depth edges); measured on session 11's frozen jobs: 0.05: quick AJ 0.686, default 0.779;
+# 0.1: 0.690 / 0.781; 0.2: 0.691 / 0.782; 0.3: 0.691 / 0.782.
+STATIC_DEPTH_MARGIN = 0.2
+# A query off the motion masks is taken for a moving object's (standing still at its query frame) where this
+# share of the frames the flow followed it lie on the masks (quick test shot: static queries up to 0.39, its
+# box's and ball's off-mask queries 0.78 and more).
+STILL_SHARE = 0.6
 
 
 def default_grid(frames: int, width: int, height: int, columns: int = 20) -> np.ndarray:
@@ -72,13 +87,14 @@ def default_grid(frames: int, width: int, height: int, columns: int = 20) -> np.
 
 @torch.no_grad()
 def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore | None = None,
-          rigid_motion: bool = True):
+          rigid_motion: bool = True, static_scene: bool = True):
     """queries (N, 3) [frame, x, y] -> xy (F, N, 2) float32, visible (F, N) bool, world (F, N, 3) float32.
 
     `flow`: the job's flow store for the flow refinement; None: the store of the job folder `model.job_dir`
     (set by the stage and by load_checkpoint) if it has gap-1 flow of this shot, else no refinement.
     `rigid_motion`: queries on the moving objects follow their object's rigid motion (rigid.py) where the job
-    has the flow, motion masks and a solve."""
+    has the flow, motion masks and a solve. `static_scene`: queries off the masks are placed by the cameras and
+    the depth guide where the job has them (static_projection)."""
     model = model.to(device).eval()
     F, W, H = model.config.frames, model.geometry.width, model.geometry.height
     n = len(queries)
@@ -127,6 +143,24 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
             alone = on_masks & ~on_object
             at_query = np.arange(F)[:, None] == np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)[None]
             visible = np.where(alone[None], followed | at_query, visible | (followed & on_masks[None]))
+            if static_scene and model.geometry.solved and model.guided and (~on_masks).any():
+                # the static scene's queries: placed by the cameras and the depth guide (static_projection)
+                static = np.flatnonzero(~on_masks)
+                proj, z, seen = static_projection(model.geometry.K, model.geometry.world_from_camera,
+                                                  model.guide.cpu().numpy(), queries[static])
+                near = np.linalg.norm(proj - xy[:, static], axis=-1) < tolerance
+                # a point the flow followed mostly on the motion masks moves (an object standing still at its
+                # query frame, so off the masks there): it keeps its track and visibility
+                on = followed[:, static] & on_motion_masks(masks, xy[:, static])
+                still = on.sum(0) < STILL_SHARE * followed[:, static].sum(0)
+                # where the model has lost the point (hidden by its cycle test, off its static place, the flow
+                # broken), the static place stands too
+                lost = ~near & ~visible[:, static] & ~followed[:, static]
+                placed = (near | lost) & still[None]
+                xy[:, static] = np.where(placed[..., None], proj, xy[:, static])
+                depth[:, static] = np.where(placed, z, depth[:, static])
+                visible[:, static] = np.where(placed, seen, visible[:, static] & (seen | ~still[None]))
+                visible[:, static] |= at_query[:, static]
     world = np.full((F, n, 3), np.nan, np.float32)
     if model.geometry.solved:
         # The point at its (possibly refined) pixel and the model's depth, from each frame's camera to the world.
@@ -136,6 +170,43 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
                         (xy[..., 1] - K[..., 1, 2]) / K[..., 1, 1] * depth, depth], axis=-1)
         world = (np.einsum("fnij,fnj->fni", pose[..., :3, :3], cam) + pose[..., :3, 3]).astype(np.float32)
     return xy, visible, world
+
+
+def static_projection(K: np.ndarray, pose: np.ndarray, guide: np.ndarray, queries: np.ndarray):
+    """Queries (N, 3) on the static scene -> (F, N, 2) float32 pixels and (F, N) float32 planar depths of
+    their points, placed at the depth guide's depth of the query pixel and seen by the solved cameras K
+    (F, 3, 3) / world_from_camera pose (F, 4, 4); and (F, N) bool: in frame, and not more than
+    STATIC_DEPTH_MARGIN behind the guide's depth there.
+
+    On the test shots the guide and the solve place a static point to 0.2-0.3 px (median) 16+ frames from its
+    query, where the flow-refined track has drifted to 0.4-0.5 px; where the two part by more than the
+    refinement's tolerance it is mostly the guide's depth that is wrong (the error grows with the baseline)
+    and the track holds, unless the model has lost the point (`track`). The depth test does not see the
+    moving objects in front (the guide on them is the background's fill); `track` keeps the model's
+    visibility off the static places."""
+    F, H, W = guide.shape
+    n = len(queries)
+    frame = np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)
+    pixels = queries[:, 1:3].astype(np.float64)
+    proj = np.full((F, n, 2), np.nan)
+    for t in np.unique(frame):
+        sel = np.flatnonzero(frame == t)
+        depth = bilinear(guide[t], pixels[sel])
+        for u in range(F):
+            proj[u, sel] = pixels[sel] + rigid.static_flow(K, pose, pixels[sel], depth, t, u)
+    # each frame's planar depth of the point (static_flow's projection above, by the same camera motion)
+    world = np.zeros((n, 3))
+    for t in np.unique(frame):
+        sel = np.flatnonzero(frame == t)
+        cam = unproject(K[t], pixels[sel], bilinear(guide[t], pixels[sel]).astype(np.float64))
+        world[sel] = cam @ pose[t, :3, :3].T + pose[t, :3, 3]
+    z = np.einsum("fji,fnj->fni", pose[:, :3, :3], world[None] - pose[:, None, :3, 3])[..., 2]
+    inside = np.isfinite(proj).all(-1) & (proj[..., 0] >= 0) & (proj[..., 0] < W) & (proj[..., 1] >= 0) & (proj[..., 1] < H)
+    seen = np.zeros((F, n), bool)
+    for u in range(F):
+        at = np.where(inside[u, :, None], proj[u], 0.5).astype(np.float32)
+        seen[u] = inside[u] & (z[u] < bilinear(guide[u], at) * (1 + STATIC_DEPTH_MARGIN))
+    return np.nan_to_num(proj).astype(np.float32), z.astype(np.float32), seen
 
 
 def job_flow(model: OmniMotion) -> FlowStore | None:
@@ -186,6 +257,14 @@ def query_on_motion_masks(model: OmniMotion, queries: np.ndarray, masks: np.ndar
     x = np.clip(np.floor(queries[:, 1]).astype(int), 0, W - 1)
     y = np.clip(np.floor(queries[:, 2]).astype(int), 0, H - 1)
     return masks[f, y, x]
+
+
+def on_motion_masks(masks: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(F, N) bool: track positions xy (F, N, 2) on masks (F, H, W) of their frames (False outside the frame)."""
+    F, H, W = masks.shape
+    x, y = np.floor(xy[..., 0]).astype(int), np.floor(xy[..., 1]).astype(int)
+    inside = (x >= 0) & (x < W) & (y >= 0) & (y < H)
+    return inside & masks[np.arange(F)[:, None], np.clip(y, 0, H - 1), np.clip(x, 0, W - 1)]
 
 
 def refine_with_flow(store: FlowStore, queries: np.ndarray, xy: np.ndarray, tolerance_px: float):

@@ -336,3 +336,23 @@ def test_photometric_pose_refinement_recovers_a_shift_the_flow_missed():
     flat = np.full_like(images.gray[1], 0.5)
     still = photometric.refine_pose(np.eye(4), X, colours, K, flat, np.zeros_like(images.grad[1]))
     np.testing.assert_array_equal(still, np.eye(4))
+
+
+def test_static_points_are_placed_and_hidden_by_the_cameras_and_the_depth_guide():
+    # a wall at depth 10 seen by a camera sliding along x (0.5 a frame: 4 px of an 80 px focal length), a
+    # nearer surface (depth 5) in front of the point in frame 2 only
+    F, H, W = 6, 60, 80
+    K = np.tile(np.array([[80.0, 0, 40], [0, 80.0, 30], [0, 0, 1]]), (F, 1, 1))
+    pose = np.tile(np.eye(4), (F, 1, 1))
+    pose[:, 0, 3] = 0.5 * np.arange(F)
+    guide = np.full((F, H, W), 10.0, np.float32)
+    guide[2, 25:36, 25:40] = 5.0
+    queries = np.array([[0, 40.5, 30.5], [3, 6.5, 20.5]], np.float32)
+    xy, z, seen = query.static_projection(K, pose, guide, queries)
+    expected = 40.5 - 4.0 * np.arange(F)
+    assert np.abs(xy[:, 0, 0] - expected).max() < 1e-3 and np.abs(xy[:, 0, 1] - 30.5).max() < 1e-3
+    assert np.abs(z - 10.0).max() < 1e-4
+    assert seen[:, 0].tolist() == [True, True, False, True, True, True]
+    # the second point (x 6.5 in frame 3) leaves the frame over its left edge in frame 5
+    assert np.abs(xy[:, 1, 0] - (6.5 - 4.0 * (np.arange(F) - 3))).max() < 1e-3
+    assert seen[:, 1].tolist() == [True, True, True, True, True, False]

@@ -34,6 +34,10 @@ class ShotData:
     K: torch.Tensor            # (F, 3, 3)
     world_from_camera: torch.Tensor  # (F, 4, 4)
     inside_px: torch.Tensor | None = None  # (F, H, W) how far inside its motion mask a pixel is (px; 0 outside)
+    rigid_fw: torch.Tensor | None = None   # (F, H, W, 3) scene flow to t+1 of the masked pixels' rigid parts
+    rigid_ok_fw: torch.Tensor | None = None  # (F, H, W) bool: where there is one (scene_flow_prior.rigid_scene_flow)
+    rigid_bw: torch.Tensor | None = None   # (F, H, W, 3) ... to t-1
+    rigid_ok_bw: torch.Tensor | None = None
 
     @property
     def frames(self) -> int:
@@ -110,6 +114,10 @@ class RayBatch:
     flow_bw: torch.Tensor
     valid_bw: torch.Tensor
     inside_px: torch.Tensor | None = None   # (B,) see ShotData
+    rigid_fw: torch.Tensor | None = None    # (B, 3) and the others: see ShotData (None when it has none)
+    rigid_ok_fw: torch.Tensor | None = None
+    rigid_bw: torch.Tensor | None = None
+    rigid_ok_bw: torch.Tensor | None = None
 
 
 class RaySampler:
@@ -137,5 +145,6 @@ class RaySampler:
         py, px = pixel // w, pixel % w
         xy = torch.stack([px, py], -1).float() + 0.5
         at = (frame, py, px)
+        rigid = [a[at] if a is not None else None for a in (d.rigid_fw, d.rigid_ok_fw, d.rigid_bw, d.rigid_ok_bw)]
         return RayBatch(frame, xy, d.rgb[at], d.depth[at], d.moving[at], d.flow_fw[at], d.valid_fw[at],
-                        d.flow_bw[at], d.valid_bw[at], d.inside_px[at] if d.inside_px is not None else None)
+                        d.flow_bw[at], d.valid_bw[at], d.inside_px[at] if d.inside_px is not None else None, *rigid)

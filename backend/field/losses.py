@@ -14,6 +14,7 @@ For rays of frame i, with samples x_k along each ray:
   at the surface samples against the 3D motion lifted from the optical flow and the depth prior
   (scene_flow_prior.py), where the flow passed its forward-backward check and both depths are known, each
   pixel weighted by the flow's confidence (its forward-backward residual, its distance from the mask's edge);
+  where the pixel's rigid part has a motion (scene_flow_prior.rigid_scene_flow) that motion is the target;
 - motion masks (prior, decayed): the composited dynamic share against the solve's motion masks;
 - regularisers: small scene flow (sparsity), constant velocity (f_fw + f_bw = 0, temporal smoothness),
   a small dynamic share (static regions stay static: NSFF's reported failure mode).
@@ -166,16 +167,29 @@ def scene_flow_prior(data: ShotData, batch: RayBatch, flow_fw: torch.Tensor, flo
     backward residual, exp(-(r / fb_px)^2), and the distance from the motion mask's edge, min(1, d / edge_px);
     0 turns either off), and the loss is the confidence-weighted mean, so the prior's overall strength stays.
     On the default test shot's moving pixels this cut the lifted targets' own error (weighted mean) from 9.5 %
-    of the motion to 5.8 %, keeping 79 % of their weight (the residual alone: 6.8 %, 83 %)."""
+    of the motion to 5.8 %, keeping 79 % of their weight (the residual alone: 6.8 %, 83 %).
+
+    Where the batch carries rigid-part targets (ShotData.rigid_*, set by train.rigid_targets) they replace the
+    lifted ones on the pixels that have one, weighted by the edge ramp alone (not the pixel's own flow's
+    residual, which they do not depend on)."""
     total = torch.zeros((), device=weights.device)
     if weight <= 0 or not bool(batch.moving.any()):
         return total
-    for step, field_flow, observed, valid, reverse in ((1, flow_fw, batch.flow_fw, batch.valid_fw, data.flow_bw),
-                                                       (-1, flow_bw, batch.flow_bw, batch.valid_bw, data.flow_fw)):
+    for step, field_flow, observed, valid, reverse, rigid, rigid_ok in (
+            (1, flow_fw, batch.flow_fw, batch.valid_fw, data.flow_bw, batch.rigid_fw, batch.rigid_ok_fw),
+            (-1, flow_bw, batch.flow_bw, batch.valid_bw, data.flow_fw, batch.rigid_bw, batch.rigid_ok_bw)):
         target, ok = lifted_scene_flow(data.depth, data.K, data.world_from_camera, batch.frame, batch.xy,
                                        batch.depth, observed, valid, step)
         use = (ok & batch.moving).float() * flow_confidence(reverse, batch.frame, batch.xy, observed, step, fb_px,
                                                              batch.inside_px, edge_px)
+        if rigid is not None:
+            # where the pixel's rigid part has a motion, that is the target; it does not depend on the pixel's own
+            # flow, so the residual does not weigh it, but the edge ramp still does: at full weight on the outline
+            # the rigid targets cost the movers 1.4 dB in new views (docs/field.md, Session 11)
+            ramp = (batch.inside_px / edge_px).clamp(max=1) if edge_px > 0 and batch.inside_px is not None \
+                else torch.ones_like(use)
+            target = torch.where(rigid_ok[:, None], rigid, target)
+            use = torch.where(rigid_ok & batch.moving, ramp, use)
         err = (field_flow - target[:, None]).abs().sum(-1) / scale            # (R, S)
         total = total + weight * (use * (weights * err).sum(1)).sum() / use.sum().clamp_min(1)
     return total

@@ -16,6 +16,7 @@ import torch
 from .data import RaySampler, ShotData
 from .losses import LossWeights, Sampling, batch_losses
 from .model import FieldConfig, SceneField
+from .scene_flow_prior import rigid_scene_flow
 from .space import SceneBox, fit_dynamic_region, fit_scene_box, image_grid, motion_occupancy, pixel_rays
 
 
@@ -33,6 +34,8 @@ class TrainSettings:
     weights: LossWeights = field(default_factory=LossWeights)
     sampling: Sampling = field(default_factory=Sampling)
     seed: int = 0
+    rigid_parts: bool = True
+    """Scene-flow prior targets from the masked pixels' rigid parts where they have one (rigid_targets)."""
 
 
 #: Per quality: what fits a 2-core CPU in minutes (preview) and what a GPU affords (final), at effort 1.
@@ -98,9 +101,18 @@ def masked_points(data: ShotData) -> list[np.ndarray]:
     return out
 
 
+def rigid_targets(data: ShotData, fb_px: float, seed: int = 0) -> None:
+    """Set data.rigid_* (scene_flow_prior.rigid_scene_flow, both directions)."""
+    common = (data.depth, data.K, data.world_from_camera, data.moving, data.inside_px)
+    data.rigid_fw, data.rigid_ok_fw = rigid_scene_flow(*common, data.flow_fw, data.valid_fw, data.flow_bw, 1, fb_px, seed)
+    data.rigid_bw, data.rigid_ok_bw = rigid_scene_flow(*common, data.flow_bw, data.valid_bw, data.flow_fw, -1, fb_px, seed)
+
+
 def train_field(data: ShotData, settings: TrainSettings, device: str,
                 progress: Callable[[float, str], None] = lambda f, m: None) -> tuple[SceneField, dict]:
     torch.manual_seed(settings.seed)
+    if settings.rigid_parts and data.inside_px is not None:
+        rigid_targets(data, settings.weights.scene_flow_fb_px, settings.seed)
     masked = masked_points(data)  # the dynamic region and its per-frame occupancy both come from them
     box = scene_box(data, masked=masked)
     cfg = settings.config

@@ -76,7 +76,9 @@ STAGE = Stage(
     # 3: fused Adam, the scene-flow prior weighted by the optical flow's forward-backward residual, and the point
     #    caches' velocities taken over the dynamic weight only: training and outputs changed, old jobs train again
     # 4: the static planes at least 3/4 of the 320-px preset's on smaller images (quick shot +1.2 dB held out)
-    version=4,
+    # 5: scene-flow prior targets from each frame's rigid parts of the masks where they have one (the outline's
+    #    motion no longer the optical flow's short one; docs/field.md, Session 11)
+    version=5,
     uses_torch=True,
     flow_gaps=(1,),
 )

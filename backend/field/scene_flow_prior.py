@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..metrics.camera import umeyama_sim3
+from ..metrics.camera import Sim3, umeyama_sim3
 from .space import pixel_rays, project
 
 #: The four depths around the flow's landing point may differ by this fraction at most (a continuous surface
@@ -147,9 +147,9 @@ RIGID_REACH_PX = 4.0
 RIGID_SHORTEST, RIGID_LONGEST = 0.4, 1.3
 
 
-def _rigid_parts(points: np.ndarray, targets: np.ndarray, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Sequential RANSAC: the rigid motions (as the moved points' Sim3 with scale 1) that explain the targets
-    (N, 3) of points (N, 3), biggest first, each with its inliers (bool, N)."""
+def _rigid_parts(points: np.ndarray, targets: np.ndarray, rng: np.random.Generator) -> list[tuple[Sim3, np.ndarray]]:
+    """Sequential RANSAC: the rigid motions (Sim3 with scale 1, taking a point to where it moves) that explain
+    the targets (N, 3) of points (N, 3), biggest first, each with its inliers (bool, N)."""
     out = []
     left = np.arange(len(points))
     for _ in range(RIGID_PARTS):
@@ -199,8 +199,10 @@ def rigid_scene_flow(depth: torch.Tensor, K: torch.Tensor, world_from_camera: to
 
     Each frame's mask components are split into rigid parts (sequential RANSAC, `_rigid_parts`) on the lifted
     targets of their inner pixels (at least RIGID_INSIDE_PX inside the mask, confident flow): two objects that
-    touch in the image make one component but two motions. Every pixel of a component then takes the motion of
-    the part whose inliers lie nearest in the image, applied to its own prior point. On the mask's outline the
+    touch in the image make one component but two motions. A part's motion, applied to a pixel's own prior
+    point, is that pixel's target where the nearest confident target that agrees with the part (`_agrees`) lies
+    within RIGID_REACH_PX and at about the pixel's depth (MAX_DEPTH_STEP), the nearest part's where two reach;
+    a pixel whose own confident target agrees with no part gets none (the lifted one stays). On the mask's outline the
     optical flow mixes a mover's motion with the background's (the lifted targets there are short: 0.76 of the
     motion within 1.5 px of the edge on the quick test shot), which the inner pixels' motion does not.
     depth (F, H, W), K (F, 3, 3), world_from_camera (F, 4, 4), moving and inside_px (F, H, W) as ShotData's;
@@ -229,6 +231,7 @@ def rigid_scene_flow(depth: torch.Tensor, K: torch.Tensor, world_from_camera: to
         count, labels = cv2.connectedComponents(moving[t].cpu().numpy().astype(np.uint8), connectivity=8)
         label = labels[yn, xn]
         confident = (trusted & (confidence >= RIGID_MIN_CONFIDENCE)).cpu().numpy()
+        depth_t = depth[t].cpu().numpy()
         moved = np.full(points.shape, np.nan)
         for c in range(1, count):
             here = label == c
@@ -243,10 +246,12 @@ def rigid_scene_flow(depth: torch.Tensor, K: torch.Tensor, world_from_camera: to
             # own confident target agrees with no part keeps the lifted target alone
             distances = []
             agrees_any = np.zeros(len(checked), bool)
-            depth_t = depth[t].cpu().numpy()
             for motion, _ in parts:
                 agree = _agrees(motion.apply(points[checked]) - points[checked], lifted[checked])
                 agrees_any |= agree
+                if not agree.any():
+                    distances.append(np.full(len(idx), np.inf))
+                    continue
                 seeds = np.ones((h, w), np.uint8)
                 seeds[yn[checked[agree]], xn[checked[agree]]] = 0
                 distance, nearest_seed = cv2.distanceTransformWithLabels(seeds, cv2.DIST_L2, 3,

@@ -135,7 +135,8 @@ STAGE = Stage(
     # 10: rigid tracks placed by photometric poses (photometric.py); queries on the motion masks without a rigid
     # track visible where the flow followed them unbroken (not the model's cycle test)
     # 11: static queries placed and their visibility tested by the solved cameras and the depth guide
-    version=11,
+    # 12: static queries hidden where the checked flow at their place moves unlike them (a moving object in front)
+    version=12,
     uses_torch=True,
     flow_gaps=TRACK_GAPS,
     fingerprint=fingerprint,

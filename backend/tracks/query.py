@@ -17,7 +17,9 @@ in the frames where that lands within REFINE_TOLERANCE of its refined track, or 
 (hidden by the cycle test, off that place, the flow broken); in those frames the guide's depth decides its
 visibility, elsewhere the model's visibility stands, minus the frames where the point lies behind the guide.
 Frozen session 11 jobs: quick AJ 0.678 -> 0.691, default 0.765 -> 0.782 (static queries 0.852 -> 0.878,
-0.905 -> 0.935).
+0.905 -> 0.935). A moving object passing in front of a static point is not in the guide (its depth there is
+the background's fill): a static query is also hidden where the checked gap-1 flow at its place moves unlike it
+(`static_occluded`, the rigid tracks' occluder test; quick 0.691 -> 0.696, default 0.782 -> 0.785).
 World positions: the composited point in the target camera taken to the world with the solved camera
 (NaN when the model was trained without a solve: its depth axis is not metric).
 
@@ -73,6 +75,11 @@ STATIC_DEPTH_MARGIN = 0.2
 # share of the frames the flow followed it lie on the masks (quick test shot: static queries up to 0.39, its
 # box's and ball's off-mask queries 0.78 and more).
 STILL_SHARE = 0.6
+# A static query is hidden where the checked gap-1 flow at its place moves this share of the long side unlike
+# it (a moving object in front; `static_occluded`); measured on session 11's frozen jobs (AJ quick / default):
+# none 0.6910 / 0.7819; 1/64: 0.6961 / 0.7842; 1/96: 0.6965 / 0.7849; 1/128: 0.6960 / 0.7853; 1/160: 0.6956 /
+# 0.7857; 1/256: 0.6924 / 0.7840.
+STATIC_OCCLUDER_SHARE = 1 / 128
 
 
 def default_grid(frames: int, width: int, height: int, columns: int = 20) -> np.ndarray:
@@ -160,6 +167,10 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
                 xy[:, static] = np.where(placed[..., None], proj, xy[:, static])
                 depth[:, static] = np.where(placed, z, depth[:, static])
                 visible[:, static] = np.where(placed, seen, visible[:, static] & (seen | ~still[None]))
+                # a moving object passing in front: the checked flow where the static point lands does not move
+                # with it (the guide's depth there is the background's fill, so the depth test cannot see it)
+                visible[:, static] &= ~static_occluded(store, xy[:, static], STATIC_OCCLUDER_SHARE * max(W, H)) \
+                    | ~still[None]
                 visible[:, static] |= at_query[:, static]
     world = np.full((F, n, 3), np.nan, np.float32)
     if model.geometry.solved:
@@ -207,6 +218,21 @@ def static_projection(K: np.ndarray, pose: np.ndarray, guide: np.ndarray, querie
         at = np.where(inside[u, :, None], proj[u], 0.5).astype(np.float32)
         seen[u] = inside[u] & (z[u] < bilinear(guide[u], at) * (1 + STATIC_DEPTH_MARGIN))
     return np.nan_to_num(proj).astype(np.float32), z.astype(np.float32), seen
+
+
+def static_occluded(store: FlowStore, xy: np.ndarray, threshold_px: float) -> np.ndarray:
+    """(F, N) bool: static tracks xy (F, N, 2) are hidden where the checked gap-1 flow at the point, to the next
+    frame (the one before at the last), lands more than threshold_px off the track's own step
+    (rigid.flow_disagrees: the test the rigid tracks use for another moving object in front)."""
+    F = len(xy)
+    out = np.zeros(xy.shape[:2], bool)
+    if F < 2:
+        return out
+    for j in range(F):
+        u = j + 1 if j + 1 < F else j - 1
+        p = xy[j].astype(np.float32)
+        out[j] = rigid.flow_disagrees(store, p, xy[u] - p, j, u, threshold_px)
+    return out
 
 
 def job_flow(model: OmniMotion) -> FlowStore | None:

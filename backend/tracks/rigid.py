@@ -83,6 +83,19 @@ def static_flow(K: np.ndarray, pose: np.ndarray, pix: np.ndarray, depth: np.ndar
     return proj - pix
 
 
+def flow_disagrees(store, p: np.ndarray, step: np.ndarray, j: int, u: int, threshold_px: float) -> np.ndarray:
+    """(N,) bool: the gap-1 flow from frame j to its neighbour u (j +- 1) at pixels p (N, 2) of frame j passes
+    its forward-backward check there and lands more than threshold_px off the points' own step (N, 2): another
+    surface, moving unlike them, is seen where they would be."""
+    W, H = store.width, store.height
+    flow, ok = (store.forward(j, 1), store.forward_valid(j, 1)) if u > j else \
+        (store.backward(u, 1), store.backward_valid(u, 1))
+    ix = np.clip(p[:, 0].astype(int), 0, W - 1)
+    iy = np.clip(p[:, 1].astype(int), 0, H - 1)
+    other = np.linalg.norm(bilinear(flow, p) - step, axis=1) > threshold_px
+    return ok[iy, ix].astype(bool) & other
+
+
 def object_pixels(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """(F, H, W) bool: on the motion masks and moving on its own by the gap-1 or the LONG_GAP flow (forwards or
     backwards, where the flow passes its check), against the static scene the cameras and the depth guide
@@ -462,10 +475,7 @@ def track(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, masks: np.n
                 u = j + 1 if j + 1 < F else j - 1
                 if np.isfinite(ch.poses[u]).all():
                     step = _project(K[u], _transform(ch.poses[u], local)) - p
-                    flow, ok = (store.forward(j, 1), store.forward_valid(j, 1)) if u > j else \
-                        (store.backward(u, 1), store.backward_valid(u, 1))
-                    other = np.linalg.norm(bilinear(flow, p) - step, axis=1) > OCCLUDER_SHARE * max(W, H)
-                    visible[j, sel] &= ~(ok[iy, ix].astype(bool) & other)
+                    visible[j, sel] &= ~flow_disagrees(store, p, step, j, u, OCCLUDER_SHARE * max(W, H))
             xy[f, sel] = xy_flow[f, sel] = queries[sel, 1:3]
             visible[f, sel] = True
             on_object[sel] = True

@@ -356,3 +356,37 @@ def test_static_points_are_placed_and_hidden_by_the_cameras_and_the_depth_guide(
     # the second point (x 6.5 in frame 3) leaves the frame over its left edge in frame 5
     assert np.abs(xy[:, 1, 0] - (6.5 - 4.0 * (np.arange(F) - 3))).max() < 1e-3
     assert seen[:, 1].tolist() == [True, True, True, True, True, False]
+
+
+def test_static_points_are_hidden_where_the_checked_flow_moves_unlike_them():
+    # the static scene slides 0.5 px a frame; a moving object (flow 3 px a frame the other way) covers
+    # x 8-14 in frame 2, where the flow fails its check on x 12-14; a second point sits on a pixel whose flow
+    # is off by less than the tolerance (flow noise) in frame 4
+    store = TranslatingStore([1], frames=6, height=16, width=24, step=0.5)
+    plain, fwd = store.forward, store.forward_valid
+
+    def forward(t, gap):
+        f = plain(t, gap).copy()
+        if t == 2:
+            f[:, 8:15, 0] = -3.0
+        if t == 4:
+            f[:, 18:20, 0] += 0.5
+        return f
+
+    def forward_valid(t, gap):
+        ok = fwd(t, gap).copy()
+        if t == 2:
+            ok[:, 12:15] = False
+        return ok
+
+    store.forward, store.forward_valid = forward, forward_valid
+    steps = 0.5 * np.arange(6, dtype=np.float32)
+    xy = np.zeros((6, 3, 2), np.float32)
+    xy[:, 0, 0] = 9.0 - 2.0 * 0.5 + steps      # at x 9.0 in frame 2: on the object, its flow checked
+    xy[:, 1, 0] = 13.0 - 2.0 * 0.5 + steps     # at x 13.0 in frame 2: on the object, its flow unchecked
+    xy[:, 2, 0] = 19.0 - 4.0 * 0.5 + steps     # at x 19.0 in frame 4: 0.5 px off, under the tolerance
+    xy[..., 1] = 8.5
+    hidden = query.static_occluded(store, xy, 1.0)
+    assert hidden[:, 0].tolist() == [False, False, True, False, False, False]
+    assert not hidden[:, 1].any() and not hidden[:, 2].any()
+    assert query.static_occluded(store, xy, 0.25)[:, 2].tolist() == [False, False, False, False, True, False]

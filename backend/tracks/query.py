@@ -151,27 +151,10 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
             at_query = np.arange(F)[:, None] == np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)[None]
             visible = np.where(alone[None], followed | at_query, visible | (followed & on_masks[None]))
             if static_scene and model.geometry.solved and model.guided and (~on_masks).any():
-                # the static scene's queries: placed by the cameras and the depth guide (static_projection)
                 static = np.flatnonzero(~on_masks)
-                proj, z, seen = static_projection(model.geometry.K, model.geometry.world_from_camera,
-                                                  model.guide.cpu().numpy(), queries[static])
-                near = np.linalg.norm(proj - xy[:, static], axis=-1) < tolerance
-                # a point the flow followed mostly on the motion masks moves (an object standing still at its
-                # query frame, so off the masks there): it keeps its track and visibility
-                on = followed[:, static] & on_motion_masks(masks, xy[:, static])
-                still = on.sum(0) < STILL_SHARE * followed[:, static].sum(0)
-                # where the model has lost the point (hidden by its cycle test, off its static place, the flow
-                # broken), the static place stands too
-                lost = ~near & ~visible[:, static] & ~followed[:, static]
-                placed = (near | lost) & still[None]
-                xy[:, static] = np.where(placed[..., None], proj, xy[:, static])
-                depth[:, static] = np.where(placed, z, depth[:, static])
-                visible[:, static] = np.where(placed, seen, visible[:, static] & (seen | ~still[None]))
-                # a moving object passing in front: the checked flow where the static point lands does not move
-                # with it (the guide's depth there is the background's fill, so the depth test cannot see it)
-                visible[:, static] &= ~static_occluded(store, xy[:, static], STATIC_OCCLUDER_SHARE * max(W, H)) \
-                    | ~still[None]
-                visible[:, static] |= at_query[:, static]
+                xy[:, static], depth[:, static], visible[:, static] = place_static(
+                    model, store, masks, queries[static], xy[:, static], depth[:, static], visible[:, static],
+                    followed[:, static], at_query[:, static], tolerance)
     world = np.full((F, n, 3), np.nan, np.float32)
     if model.geometry.solved:
         # The point at its (possibly refined) pixel and the model's depth, from each frame's camera to the world.
@@ -181,6 +164,34 @@ def track(model: OmniMotion, queries: np.ndarray, device: str, flow: FlowStore |
                         (xy[..., 1] - K[..., 1, 2]) / K[..., 1, 1] * depth, depth], axis=-1)
         world = (np.einsum("fnij,fnj->fni", pose[..., :3, :3], cam) + pose[..., :3, 3]).astype(np.float32)
     return xy, visible, world
+
+
+def place_static(model: OmniMotion, store: FlowStore, masks: np.ndarray, queries: np.ndarray, xy: np.ndarray,
+                 depth: np.ndarray, visible: np.ndarray, followed: np.ndarray, at_query: np.ndarray,
+                 tolerance: float):
+    """The static scene's queries (N, 3), off the motion masks: their tracks xy (F, N, 2), depths and visibility
+    (F, N) placed by the cameras and the depth guide (static_projection) where that agrees with the track or the
+    model has lost the point, and hidden where a moving object passes in front (static_occluded); `followed`
+    (F, N): where the flow followed them unbroken, `at_query` (F, N): their query frames."""
+    W, H = model.geometry.width, model.geometry.height
+    proj, z, seen = static_projection(model.geometry.K, model.geometry.world_from_camera,
+                                      model.guide.cpu().numpy(), queries)
+    near = np.linalg.norm(proj - xy, axis=-1) < tolerance
+    # a point the flow followed mostly on the motion masks moves (an object standing still at its query frame,
+    # so off the masks there): it keeps its track and visibility
+    on = followed & on_motion_masks(masks, xy)
+    still = on.sum(0) < STILL_SHARE * followed.sum(0)
+    # where the model has lost the point (hidden by its cycle test, off its static place, the flow broken), the
+    # static place stands too
+    lost = ~near & ~visible & ~followed
+    placed = (near | lost) & still[None]
+    xy = np.where(placed[..., None], proj, xy)
+    depth = np.where(placed, z, depth)
+    visible = np.where(placed, seen, visible & (seen | ~still[None]))
+    # a moving object passing in front: the checked flow where the static point lands does not move with it
+    # (the guide's depth there is the background's fill, so the depth test cannot see it)
+    visible &= ~static_occluded(store, xy, STATIC_OCCLUDER_SHARE * max(W, H)) | ~still[None]
+    return xy, depth, visible | at_query
 
 
 def static_projection(K: np.ndarray, pose: np.ndarray, guide: np.ndarray, queries: np.ndarray):
@@ -200,16 +211,14 @@ def static_projection(K: np.ndarray, pose: np.ndarray, guide: np.ndarray, querie
     frame = np.clip(np.round(queries[:, 0]).astype(int), 0, F - 1)
     pixels = queries[:, 1:3].astype(np.float64)
     proj = np.full((F, n, 2), np.nan)
+    world = np.zeros((n, 3))
     for t in np.unique(frame):
         sel = np.flatnonzero(frame == t)
         depth = bilinear(guide[t], pixels[sel])
         for u in range(F):
             proj[u, sel] = pixels[sel] + rigid.static_flow(K, pose, pixels[sel], depth, t, u)
-    # each frame's planar depth of the point (static_flow's projection above, by the same camera motion)
-    world = np.zeros((n, 3))
-    for t in np.unique(frame):
-        sel = np.flatnonzero(frame == t)
-        cam = unproject(K[t], pixels[sel], bilinear(guide[t], pixels[sel]).astype(np.float64))
+        # the point in the world, for its planar depth in each frame (the same camera motion as the projection)
+        cam = unproject(K[t], pixels[sel], depth.astype(np.float64))
         world[sel] = cam @ pose[t, :3, :3].T + pose[t, :3, 3]
     z = np.einsum("fji,fnj->fni", pose[:, :3, :3], world[None] - pose[:, None, :3, 3])[..., 2]
     inside = np.isfinite(proj).all(-1) & (proj[..., 0] >= 0) & (proj[..., 0] < W) & (proj[..., 1] >= 0) & (proj[..., 1] < H)

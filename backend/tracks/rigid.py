@@ -146,6 +146,14 @@ def _project(K: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.stack([X[:, 0] / z * K[0, 0] + K[0, 2], X[:, 1] / z * K[1, 1] + K[1, 2]], -1)
 
 
+def _lands(K: np.ndarray, A: np.ndarray, cloud: np.ndarray, W: int, H: int):
+    """Where the cloud (N, 3) lands in a frame under pose A (4, 4) and camera K: pixels (N, 2), whether in the
+    frame (N,) bool, and the pixels' integer columns and rows (N,), clipped to the frame, to read masks with."""
+    at = _project(K, _transform(A, cloud))
+    inside = (at[:, 0] >= 0) & (at[:, 0] < W) & (at[:, 1] >= 0) & (at[:, 1] < H)
+    return at, inside, np.clip(at[:, 0].astype(int), 0, W - 1), np.clip(at[:, 1].astype(int), 0, H - 1)
+
+
 def _pnp(X: np.ndarray, y: np.ndarray, K: np.ndarray):
     """(R, T, inliers) with y ~ project(K, R X + T), or None."""
     ok, rvec, tvec, inl = cv2.solvePnPRansac(X, y, K, None, reprojectionError=RANSAC_PX,
@@ -264,10 +272,7 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
                 s_ = u - direction * g
                 if s_ not in poses or (s_ - q) * direction < 0:
                     continue
-                seen_at = _project(K[s_], _transform(poses[s_], cloud))
-                inside = (seen_at[:, 0] >= 0) & (seen_at[:, 0] < W) & (seen_at[:, 1] >= 0) & (seen_at[:, 1] < H)
-                ix = np.clip(seen_at[:, 0].astype(int), 0, W - 1)
-                iy = np.clip(seen_at[:, 1].astype(int), 0, H - 1)
+                seen_at, inside, ix, iy = _lands(K[s_], poses[s_], cloud, W, H)
                 if direction == 1:
                     fl, fok = store.forward(s_, g), store.forward_valid(s_, g)
                 else:
@@ -365,9 +370,7 @@ def _photometric(A: np.ndarray, cloud: np.ndarray, chain: Chain, photo: dict, im
         s_ = u - direction * k
         if s_ not in photo or (s_ - q) * direction < 0:
             continue
-        at = _project(K[s_], _transform(photo[s_], cloud))
-        inside = (at[:, 0] >= 0) & (at[:, 0] < W) & (at[:, 1] >= 0) & (at[:, 1] < H)
-        ix, iy = np.clip(at[:, 0].astype(int), 0, W - 1), np.clip(at[:, 1].astype(int), 0, H - 1)
+        at, inside, ix, iy = _lands(K[s_], photo[s_], cloud, W, H)
         use = inside & chain.regions[s_][iy, ix]
         if use.any():
             X.append(cloud[use])

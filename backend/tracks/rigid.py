@@ -146,6 +146,13 @@ def _project(K: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.stack([X[:, 0] / z * K[0, 0] + K[0, 2], X[:, 1] / z * K[1, 1] + K[1, 2]], -1)
 
 
+def _posed_before(u: int, q: int, direction: int, steps, posed: dict) -> list[tuple[int, int]]:
+    """(step, frame) for the frames `step` back from u (towards the chain's start q, going `direction`) that are
+    already posed (keys of `posed`) and not beyond q."""
+    frames = [(k, u - direction * k) for k in steps]
+    return [(k, s) for k, s in frames if s in posed and (s - q) * direction >= 0]
+
+
 def _lands(K: np.ndarray, A: np.ndarray, cloud: np.ndarray, W: int, H: int):
     """Where the cloud (N, 3) lands in a frame under pose A (4, 4) and camera K: pixels (N, 2), whether in the
     frame (N,) bool, and the pixels' integer columns and rows (N,), clipped to the frame, to read masks with."""
@@ -268,10 +275,7 @@ def carry(store, K: np.ndarray, pose: np.ndarray, guide: np.ndarray, pixels: np.
         while 0 <= t + direction < F:
             u = t + direction
             obj, obs = [], []
-            for g in gaps:
-                s_ = u - direction * g
-                if s_ not in poses or (s_ - q) * direction < 0:
-                    continue
+            for g, s_ in _posed_before(u, q, direction, gaps, poses):
                 seen_at, inside, ix, iy = _lands(K[s_], poses[s_], cloud, W, H)
                 if direction == 1:
                     fl, fok = store.forward(s_, g), store.forward_valid(s_, g)
@@ -366,10 +370,7 @@ def _photometric(A: np.ndarray, cloud: np.ndarray, chain: Chain, photo: dict, im
     those frames' photometric poses, against frame u."""
     H, W = chain.regions.shape[1:]
     X, colours = [], []
-    for k in PHOTO_REFERENCES:
-        s_ = u - direction * k
-        if s_ not in photo or (s_ - q) * direction < 0:
-            continue
+    for _, s_ in _posed_before(u, q, direction, PHOTO_REFERENCES, photo):
         at, inside, ix, iy = _lands(K[s_], photo[s_], cloud, W, H)
         use = inside & chain.regions[s_][iy, ix]
         if use.any():
